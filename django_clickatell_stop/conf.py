@@ -1,0 +1,84 @@
+"""Typed access to ``settings.CLICKATELL_STOP``, read at call time.
+
+Reading on every access (instead of once at import) keeps ``override_settings``
+working in tests. Nothing here ever writes to ``django.conf.settings``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "USER": "",
+    "PASSWORD": "",
+    "API_ID": "",
+    "BASE_URL": "https://api.clickatell.com",
+    "ALLOW_INSECURE_HTTP": False,
+    "CONNECT_TIMEOUT": 5.0,
+    "TIMEOUT": 10.0,
+    "MAX_RETRIES": 2,
+    "RETRY_BACKOFF": 0.5,
+    "CONCURRENCY": 4,
+    "CHUNK_SIZE": 100,
+    "ADMIN_MAX_SELECTION": 1000,
+}
+
+
+class Settings:
+    """One property per key of ``CLICKATELL_STOP``, with the documented default."""
+
+    def _get(self, name: str) -> Any:
+        return getattr(settings, "CLICKATELL_STOP", {}).get(name, DEFAULTS[name])
+
+    @property
+    def USER(self) -> str:
+        return str(self._get("USER"))
+
+    @property
+    def PASSWORD(self) -> str:
+        return str(self._get("PASSWORD"))
+
+    @property
+    def API_ID(self) -> str:
+        return str(self._get("API_ID"))
+
+    @property
+    def BASE_URL(self) -> str:
+        return str(self._get("BASE_URL")).rstrip("/")
+
+    @property
+    def ALLOW_INSECURE_HTTP(self) -> bool:
+        return bool(self._get("ALLOW_INSECURE_HTTP"))
+
+    @property
+    def CONNECT_TIMEOUT(self) -> float:
+        return float(self._get("CONNECT_TIMEOUT"))
+
+    @property
+    def TIMEOUT(self) -> float:
+        return float(self._get("TIMEOUT"))
+
+    @property
+    def MAX_RETRIES(self) -> int:
+        return int(self._get("MAX_RETRIES"))
+
+    @property
+    def RETRY_BACKOFF(self) -> float:
+        return float(self._get("RETRY_BACKOFF"))
+
+    @property
+    def CONCURRENCY(self) -> int:
+        return int(self._get("CONCURRENCY"))
+
+    @property
+    def CHUNK_SIZE(self) -> int:
+        return int(self._get("CHUNK_SIZE"))
+
+    @property
+    def ADMIN_MAX_SELECTION(self) -> int:
+        return int(self._get("ADMIN_MAX_SELECTION"))
+
+
+conf = Settings()

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from .codes import error_description, format_code, status_description
+
+if TYPE_CHECKING:
+    from django.db.models.manager import RelatedManager
+
+
+class State(models.TextChoices):
+    SCHEDULED = "scheduled", _("Scheduled")
+    STOPPING = "stopping", _("Stopping")
+    STOPPED = "stopped", _("Stopped")
+    TOO_LATE = "too_late", _("Too late")
+    UNKNOWN = "unknown", _("Unknown to Clickatell")
+    FAILED = "failed", _("Failed")
+
+
+#: States from which a stop may be sent: never sent yet, or the last try got no usable answer.
+STOPPABLE_STATES = (State.SCHEDULED, State.FAILED)
+
+
+class Trigger(models.TextChoices):
+    ADMIN = "admin", _("Admin")
+    COMMAND = "command", _("Command")
+    SERVICE = "service", _("Service")
+    TASK = "task", _("Task")
+
+
+class Outcome(models.TextChoices):
+    PENDING = "pending", _("In flight")
+    STOPPED = "stopped", _("Stopped")
+    TOO_LATE = "too_late", _("Too late")
+    UNKNOWN = "unknown", _("Unknown to Clickatell")
+    FAILED = "failed", _("Failed")
+    INTERRUPTED = "interrupted", _("Interrupted")
+
+
+apimsgid_validator = RegexValidator(
+    r"^[0-9a-fA-F]{32}\Z", _("An apimsgid is the 32 hexadecimal characters that Clickatell returned.")
+)
+climsgid_validator = RegexValidator(r"^[A-Za-z0-9]{1,32}\Z", _("A climsgid is 1 to 32 letters and digits."))
+
+
+class ScheduledMessageQuerySet(models.QuerySet["ScheduledMessage"]):
+    def stoppable(self) -> ScheduledMessageQuerySet:
+        """Messages a stop may still be sent for (scheduled, or failed last time)."""
+        return self.filter(state__in=STOPPABLE_STATES)
+
+
+class ScheduledMessage(models.Model):
+    """An SMS scheduled with Clickatell, identified by its apimsgid and/or climsgid."""
+
+    apimsgid = models.CharField(
+        _("API message ID"),
+        max_length=32,
+        unique=True,
+        null=True,
+        blank=True,
+        validators=[apimsgid_validator],
+        help_text=_("The ID Clickatell returned from sendmsg."),
+    )
+    climsgid = models.CharField(
+        _("client message ID"),
+        max_length=32,
+        unique=True,
+        null=True,
+        blank=True,
+        validators=[climsgid_validator],
+        help_text=_("The ID this site chose when it sent the message."),
+    )
+    recipient = models.CharField(_("recipient"), max_length=32, blank=True)
+    body = models.TextField(_("body"), blank=True)
+    scheduled_for = models.DateTimeField(_("scheduled for"), null=True, blank=True, db_index=True)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.SCHEDULED)
+    gateway_status = models.CharField(
+        _("gateway status"), max_length=4, blank=True, help_text=_("Last status code Clickatell gave.")
+    )
+    error_code = models.CharField(_("error code"), max_length=4, blank=True)
+    error_description = models.CharField(_("error description"), max_length=255, blank=True)
+    stopped_at = models.DateTimeField(_("stopped at"), null=True, blank=True)
+    untracked = models.BooleanField(
+        _("untracked"),
+        default=False,
+        help_text=_("Created by a stop of an ID this site had not recorded (e.g. from the command)."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects: ClassVar[ScheduledMessageQuerySet] = ScheduledMessageQuerySet.as_manager()  # type: ignore[assignment]
+
+    if TYPE_CHECKING:
+        attempts: RelatedManager[StopAttempt]
+
+    class Meta:
+        verbose_name = _("scheduled message")
+        verbose_name_plural = _("scheduled messages")
+        ordering = ["-scheduled_for", "-pk"]
+        permissions = [("stop_scheduledmessage", _("Can stop scheduled messages"))]
+        indexes = [models.Index(fields=["state", "scheduled_for"], name="dcs_message_state_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(apimsgid__isnull=False) | Q(climsgid__isnull=False),
+                name="dcs_message_has_an_id",
+                violation_error_message=_("A message needs an apimsgid or a climsgid."),
+            ),
+            models.CheckConstraint(condition=~Q(apimsgid=""), name="dcs_apimsgid_not_empty"),
+            models.CheckConstraint(condition=~Q(climsgid=""), name="dcs_climsgid_not_empty"),
+            models.CheckConstraint(condition=Q(state__in=State.values), name="dcs_message_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.apimsgid or f"climsgid {self.climsgid}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        # Blank IDs are stored as NULL so that "unique when present" holds.
+        self.apimsgid = self.apimsgid.lower() if self.apimsgid else None
+        self.climsgid = self.climsgid or None
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def is_stoppable(self) -> bool:
+        return self.state in STOPPABLE_STATES
+
+    @property
+    def gateway_status_description(self) -> str:
+        return status_description(int(self.gateway_status)) if self.gateway_status else ""
+
+
+class StopAttempt(models.Model):
+    """One call to Clickatell's stop command, written before the call and completed after.
+
+    Rows are an audit trail: the admin cannot add, change or delete them, and a
+    message with attempts cannot be deleted (``PROTECT``).
+    """
+
+    message = models.ForeignKey(
+        ScheduledMessage, on_delete=models.PROTECT, related_name="attempts", verbose_name=_("message")
+    )
+    trigger = models.CharField(_("trigger"), max_length=16, choices=Trigger.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    sent_id = models.CharField(
+        _("ID sent"), max_length=48, help_text=_("Which ID the stop named, e.g. 'apimsgid=…'.")
+    )
+    started_at = models.DateTimeField(_("started at"), db_index=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    http_status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    gateway_status = models.CharField(_("gateway status"), max_length=4, blank=True)
+    error_code = models.CharField(_("error code"), max_length=4, blank=True)
+    error_description = models.CharField(_("error description"), max_length=255, blank=True)
+    raw_reply = models.TextField(_("raw reply"), blank=True, help_text=_("Truncated; never holds credentials."))
+
+    class Meta:
+        verbose_name = _("stop attempt")
+        verbose_name_plural = _("stop attempts")
+        ordering = ["-started_at", "-pk"]
+        indexes = [models.Index(fields=["outcome", "started_at"], name="dcs_attempt_outcome_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_trigger_display()} stop of {self.message_id} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def gateway_status_description(self) -> str:
+        return status_description(int(self.gateway_status)) if self.gateway_status else ""
+
+    @property
+    def error_display(self) -> str:
+        if not self.error_code:
+            return self.error_description
+        description = self.error_description or error_description(int(self.error_code))
+        return f"ERR {format_code(int(self.error_code))}: {description}"

@@ -1,0 +1,586 @@
+"""The one place that stops messages: the admin action, the command and site code call this.
+
+For each message: claim it (``scheduled``/``failed`` -> ``stopping``) under a row lock and
+write its ``StopAttempt`` as started, call Clickatell (concurrently, outside any
+transaction), then complete the attempts and move the messages to their final state
+with guarded bulk updates, and send the signals.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import Case, F, QuerySet, Value, When
+from django.utils import timezone
+
+from .client import ClickatellClient, StopResult, get_client
+from .codes import UNKNOWN_MESSAGE_ERRORS, MessageStatus, format_code
+from .conf import conf
+from .exceptions import (
+    ClickatellAPIError,
+    ClickatellAuthenticationError,
+    ClickatellInvalidIDError,
+    ClickatellStopError,
+)
+from .models import STOPPABLE_STATES, Outcome, ScheduledMessage, State, StopAttempt, Trigger
+from .parsing import truncate, validate_apimsgid, validate_climsgid
+from .signals import message_stop_failed, message_stopped
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+
+logger = logging.getLogger(__name__)
+
+MAX_REASON_IDS = 10
+
+
+class Result(enum.StrEnum):
+    """What happened to one message in a run."""
+
+    STOPPED = "stopped"  # Clickatell answered 006 now
+    ALREADY_STOPPED = "already_stopped"  # stopped before this run: nothing sent
+    TOO_LATE = "too_late"  # Clickatell answered another status
+    UNKNOWN = "unknown"  # Clickatell does not know the ID
+    FAILED = "failed"  # no usable answer, or an error reply
+    INTERRUPTED = "interrupted"  # the call was cut short: state unknown, retry it
+    SKIPPED = "skipped"  # not in a stoppable state (too late, unknown, in flight elsewhere)
+    NOT_ATTEMPTED = "not_attempted"  # the run stopped before reaching it
+
+    @property
+    def ok(self) -> bool:
+        return self in (Result.STOPPED, Result.ALREADY_STOPPED)
+
+
+_RESULT_BY_OUTCOME = {
+    Outcome.STOPPED: Result.STOPPED,
+    Outcome.TOO_LATE: Result.TOO_LATE,
+    Outcome.UNKNOWN: Result.UNKNOWN,
+    Outcome.FAILED: Result.FAILED,
+    Outcome.INTERRUPTED: Result.INTERRUPTED,
+}
+
+_STATE_BY_OUTCOME = {
+    Outcome.STOPPED: State.STOPPED,
+    Outcome.TOO_LATE: State.TOO_LATE,
+    Outcome.UNKNOWN: State.UNKNOWN,
+    Outcome.FAILED: State.FAILED,
+    # We cannot know whether Clickatell got the call: leave it retryable.
+    Outcome.INTERRUPTED: State.FAILED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StopOutcome:
+    """The result for one message; ``attempt_id`` is ``None`` when nothing was sent."""
+
+    message_pk: int
+    apimsgid: str | None
+    climsgid: str | None
+    result: Result
+    attempt_id: int | None = None
+    gateway_status: str = ""
+    reason: str = ""
+    untracked: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok
+
+    @property
+    def label(self) -> str:
+        return self.apimsgid or f"climsgid={self.climsgid}"
+
+    def describe(self) -> str:
+        """One line for people: ID, result, gateway status or reason."""
+        parts = [self.label, self.result.value.replace("_", " ")]
+        if self.gateway_status:
+            code = int(self.gateway_status)
+            try:
+                parts.append(f"status {format_code(code)} ({MessageStatus(code).description})")
+            except ValueError:
+                parts.append(f"status {format_code(code)} (unrecognised)")
+        if self.reason and not self.ok:
+            parts.append(self.reason)
+        if self.untracked:
+            parts.append("[untracked]")
+        return " - ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "message": self.message_pk,
+            "apimsgid": self.apimsgid,
+            "climsgid": self.climsgid,
+            "result": self.result.value,
+            "ok": self.ok,
+            "attempt": self.attempt_id,
+            "gateway_status": self.gateway_status or None,
+            "reason": self.reason or None,
+            "untracked": self.untracked,
+        }
+
+
+@dataclass(slots=True)
+class StopSummary:
+    """Counts by result for a run, and the reasons for what went wrong."""
+
+    total: int = 0
+    counts: Counter[Result] = field(default_factory=Counter)
+    #: (result, reason) -> up to MAX_REASON_IDS labels of the messages it hit, and how many.
+    reasons: dict[tuple[Result, str], tuple[list[str], int]] = field(default_factory=dict)
+    aborted: str = ""
+    interrupted: bool = False
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def ok(self) -> bool:
+        return not self.aborted and not self.interrupted and all(r.ok for r in self.counts.elements())
+
+    def add(self, outcome: StopOutcome) -> None:
+        self.counts[outcome.result] += 1
+        if not outcome.ok and outcome.reason:
+            labels, count = self.reasons.get((outcome.result, outcome.reason), ([], 0))
+            if len(labels) < MAX_REASON_IDS:
+                labels.append(outcome.label)
+            self.reasons[(outcome.result, outcome.reason)] = (labels, count + 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "counts": {result.value: self.counts[result] for result in Result},
+            "ok": self.ok,
+            "aborted": self.aborted or None,
+            "interrupted": self.interrupted,
+        }
+
+
+class StopInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: every attempt made is recorded; ``summary`` says what was done."""
+
+    def __init__(self, summary: StopSummary) -> None:
+        super().__init__("interrupted")
+        self.summary = summary
+
+
+ProgressCallback = Callable[[int, int], None]
+OutcomeCallback = Callable[[StopOutcome], None]
+
+
+def _user_or_none(user: Any) -> Any:
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def stop_message(
+    message: ScheduledMessage,
+    *,
+    trigger: str = Trigger.SERVICE,
+    user: AbstractBaseUser | AnonymousUser | None = None,
+    client: ClickatellClient | None = None,
+) -> StopAttempt:
+    """Stop one message and return the ``StopAttempt`` that records it.
+
+    A message that is not stoppable (already stopped, too late, or being stopped
+    elsewhere) is not sent again: its latest attempt is returned. ``message`` is
+    refreshed from the database. Raises ``ClickatellInvalidIDError`` for an ID
+    Clickatell could not have issued (nothing sent), ``ClickatellConfigurationError``
+    for missing settings, and ``ClickatellStopError`` when there is no attempt to return.
+    """
+    _validated_ids(message)
+    outcomes: list[StopOutcome] = []
+    stop_messages([message], trigger=trigger, user=user, concurrency=1, client=client, on_outcome=outcomes.append)
+    message.refresh_from_db()
+    attempt_id = outcomes[0].attempt_id if outcomes else None
+    attempt = (
+        StopAttempt.objects.filter(pk=attempt_id).first()
+        if attempt_id
+        else message.attempts.order_by("-started_at", "-pk").first()
+    )
+    if attempt is None:
+        raise ClickatellStopError(
+            f"{message} is {message.get_state_display()} and has no stop attempt.",
+            apimsgid=message.apimsgid,
+            climsgid=message.climsgid,
+        )
+    return attempt
+
+
+def stop_messages(
+    messages: Iterable[ScheduledMessage] | QuerySet[ScheduledMessage],
+    *,
+    trigger: str = Trigger.SERVICE,
+    user: AbstractBaseUser | AnonymousUser | None = None,
+    concurrency: int | None = None,
+    client: ClickatellClient | None = None,
+    progress: ProgressCallback | None = None,
+    on_outcome: OutcomeCallback | None = None,
+) -> StopSummary:
+    """Stop many messages; return a ``StopSummary`` with counts by ``Result``.
+
+    Messages are read and claimed in chunks of ``CHUNK_SIZE``; up to ``concurrency``
+    (default ``CONCURRENCY``) calls run at once. An authentication error stops the
+    run: messages not yet sent are left untouched and counted ``NOT_ATTEMPTED``.
+    ``progress(done, total)`` and ``on_outcome(outcome)`` are called in the calling
+    thread. Ctrl-C raises ``StopInterrupted`` once every sent call is recorded.
+    Raises ``ClickatellConfigurationError`` before anything is sent when settings are
+    incomplete.
+    """
+    client = client or get_client()
+    concurrency = max(1, concurrency or conf.CONCURRENCY)
+    pks, total = _pks_and_total(messages)
+    summary = StopSummary(total=total)
+    run = _Run(
+        client=client,
+        trigger=str(trigger),
+        user=_user_or_none(user),
+        summary=summary,
+        progress=progress,
+        on_outcome=on_outcome,
+    )
+    reconcile_interrupted()
+    executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="clickatell-stop") if concurrency > 1 else None
+    try:
+        for chunk in _chunks(pks, conf.CHUNK_SIZE):
+            if run.abort.is_set():
+                run.report_many(chunk, Result.NOT_ATTEMPTED, summary.aborted)
+                continue
+            run.process_chunk(chunk, executor)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        raise StopInterrupted(summary) from None
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+    return summary
+
+
+def reconcile_interrupted(older_than: timedelta | None = None) -> int:
+    """Close attempts left ``pending`` by a crashed run; return how many.
+
+    A pending attempt older than ``older_than`` (default: the longest a chunk of calls
+    can take with the current timeouts and retries) belongs to a process that died
+    mid-call: Clickatell may or may not have received it, so the attempt is marked
+    ``interrupted`` and its message ``failed``, ready to be stopped again.
+    """
+    older_than = older_than if older_than is not None else stale_after()
+    cutoff = timezone.now() - older_than
+    now = timezone.now()
+    with transaction.atomic():
+        stale = list(
+            StopAttempt.objects.select_for_update()
+            .filter(outcome=Outcome.PENDING, started_at__lt=cutoff)
+            .values_list("pk", "message_id")
+        )
+        if not stale:
+            return 0
+        StopAttempt.objects.filter(pk__in=[pk for pk, _ in stale], outcome=Outcome.PENDING).update(
+            outcome=Outcome.INTERRUPTED,
+            finished_at=now,
+            error_description="Interrupted: the process stopped before Clickatell's reply was recorded.",
+        )
+        ScheduledMessage.objects.filter(pk__in=[m for _, m in stale], state=State.STOPPING).update(
+            state=State.FAILED,
+            error_code="",
+            error_description="Previous stop was interrupted; stop it again.",
+            updated_at=now,
+        )
+    logger.warning("Reconciled %d interrupted stop attempt(s)", len(stale))
+    return len(stale)
+
+
+def stale_after() -> timedelta:
+    """How long a pending attempt may legitimately wait for its reply."""
+    per_call = (conf.CONNECT_TIMEOUT + conf.TIMEOUT) * (conf.MAX_RETRIES + 1) + conf.RETRY_BACKOFF * (
+        2 ** (conf.MAX_RETRIES + 1)
+    )
+    calls_per_chunk = -(-conf.CHUNK_SIZE // max(1, conf.CONCURRENCY))
+    return timedelta(seconds=per_call * calls_per_chunk + 60)
+
+
+def track_untracked(*, apimsgid: str | None = None, climsgid: str | None = None) -> tuple[ScheduledMessage, bool]:
+    """The message with this ID, creating an ``untracked`` record if none exists.
+
+    For stops of IDs the site never recorded (an operator has the ID from elsewhere):
+    the audit trail stays complete. Raises ``ClickatellInvalidIDError`` for a bad ID.
+    """
+    if apimsgid:
+        apimsgid = validate_apimsgid(apimsgid).lower()
+        lookup = {"apimsgid": apimsgid}
+    elif climsgid:
+        lookup = {"climsgid": validate_climsgid(climsgid)}
+    else:
+        raise ClickatellInvalidIDError("Give an apimsgid or a climsgid.")
+    return ScheduledMessage.objects.get_or_create(**lookup, defaults={"untracked": True})
+
+
+# ---------------------------------------------------------------------------
+
+
+def _validated_ids(message: ScheduledMessage) -> None:
+    if message.apimsgid:
+        validate_apimsgid(message.apimsgid)
+    if message.climsgid:
+        validate_climsgid(message.climsgid)
+    if not (message.apimsgid or message.climsgid):
+        raise ClickatellInvalidIDError(f"Message {message.pk} has neither an apimsgid nor a climsgid.")
+
+
+def _pks_and_total(messages: Iterable[ScheduledMessage] | QuerySet[ScheduledMessage]) -> tuple[Iterator[int], int]:
+    if isinstance(messages, QuerySet):
+        queryset = messages.order_by().values_list("pk", flat=True)
+        total = queryset.count()
+        # An explicit ordering keeps lock order stable across concurrent runs.
+        return queryset.order_by("pk").iterator(chunk_size=2000), total
+    pks = [m.pk for m in messages]
+    return iter(pks), len(pks)
+
+
+def _chunks(iterator: Iterator[int], size: int) -> Iterator[list[int]]:
+    while chunk := list(islice(iterator, max(1, size))):
+        yield chunk
+
+
+class _NotSent:
+    """Marker: the call was never made (the run was aborted before it)."""
+
+
+_NOT_SENT = _NotSent()
+CallResult = StopResult | ClickatellStopError | _NotSent
+
+
+@dataclass
+class _Run:
+    client: ClickatellClient
+    trigger: str
+    user: Any
+    summary: StopSummary
+    progress: ProgressCallback | None
+    on_outcome: OutcomeCallback | None
+    abort: threading.Event = field(default_factory=threading.Event)
+
+    def report(self, outcome: StopOutcome) -> None:
+        self.summary.add(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+        if self.progress is not None:
+            self.progress(self.summary.done, self.summary.total)
+
+    def report_many(self, pks: Sequence[int], result: Result, reason: str) -> None:
+        rows = ScheduledMessage.objects.filter(pk__in=pks).values_list("pk", "apimsgid", "climsgid", "untracked")
+        for pk, apimsgid, climsgid, untracked in rows:
+            self.report(StopOutcome(pk, apimsgid, climsgid, result, reason=reason, untracked=untracked))
+
+    # -- one chunk: claim, call, record ------------------------------------------
+
+    def process_chunk(self, pks: list[int], executor: ThreadPoolExecutor | None) -> None:
+        claimed, attempts = self._claim(pks)
+        if not claimed:
+            return
+        started: set[int] = set()
+        results: dict[int, CallResult] = {}
+        try:
+            self._call_all(claimed, executor, started, results)
+        finally:
+            self._record(claimed, attempts, started, results)
+
+    def _claim(self, pks: list[int]) -> tuple[list[ScheduledMessage], dict[int, StopAttempt]]:
+        now = timezone.now()
+        with transaction.atomic():
+            rows = list(ScheduledMessage.objects.select_for_update().filter(pk__in=pks).order_by("pk"))
+            claimed: list[ScheduledMessage] = []
+            for row in rows:
+                if row.state in STOPPABLE_STATES:
+                    try:
+                        _validated_ids(row)
+                    except ClickatellInvalidIDError as err:
+                        self.report(self._outcome(row, Result.FAILED, reason=str(err)))
+                        continue
+                    claimed.append(row)
+                elif row.state == State.STOPPED:
+                    self.report(self._outcome(row, Result.ALREADY_STOPPED, gateway_status=row.gateway_status))
+                else:
+                    reason = f"not stoppable: {row.get_state_display().lower()}"
+                    self.report(self._outcome(row, Result.SKIPPED, reason=reason, gateway_status=row.gateway_status))
+            if not claimed:
+                return [], {}
+            for row in claimed:
+                row._previous_state = row.state  # type: ignore[attr-defined]
+                row.state = State.STOPPING
+            ScheduledMessage.objects.filter(pk__in=[r.pk for r in claimed], state__in=STOPPABLE_STATES).update(
+                state=State.STOPPING, updated_at=now
+            )
+            attempts = StopAttempt.objects.bulk_create(
+                [
+                    StopAttempt(
+                        message=row,
+                        trigger=self.trigger,
+                        user=self.user,
+                        sent_id=f"apimsgid={row.apimsgid}" if row.apimsgid else f"climsgid={row.climsgid}",
+                        started_at=now,
+                    )
+                    for row in claimed
+                ]
+            )
+        return claimed, {a.message_id: a for a in attempts}
+
+    def _call(self, row: ScheduledMessage, started: set[int]) -> CallResult:
+        if self.abort.is_set():
+            return _NOT_SENT
+        started.add(row.pk)
+        try:
+            return self.client.stop(apimsgid=row.apimsgid, climsgid=row.climsgid)
+        except ClickatellAuthenticationError as err:
+            self.abort.set()
+            self.summary.aborted = f"Clickatell rejected the account: {err.message}"
+            return err
+        except ClickatellStopError as err:
+            return err
+        except Exception as err:  # a bug must not lose the attempt: record it, carry on
+            logger.exception("Unexpected error stopping %s", row)
+            return ClickatellStopError(f"Internal error: {type(err).__name__}: {err}")
+
+    def _call_all(
+        self,
+        claimed: list[ScheduledMessage],
+        executor: ThreadPoolExecutor | None,
+        started: set[int],
+        results: dict[int, CallResult],
+    ) -> None:
+        if executor is None:
+            for row in claimed:
+                results[row.pk] = self._call(row, started)
+            return
+        futures: dict[Future[CallResult], int] = {executor.submit(self._call, row, started): row.pk for row in claimed}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    results[futures[future]] = future.result()
+        except KeyboardInterrupt:
+            # Send nothing new; let calls already on the wire finish so they are recorded.
+            self.abort.set()
+            for future in pending:
+                future.cancel()
+            for future in pending:
+                if not future.cancelled():
+                    results[futures[future]] = future.result()
+            raise
+
+    def _record(
+        self,
+        claimed: list[ScheduledMessage],
+        attempts: dict[int, StopAttempt],
+        started: set[int],
+        results: dict[int, CallResult],
+    ) -> None:
+        now = timezone.now()
+        sent: list[tuple[ScheduledMessage, StopAttempt]] = []
+        not_sent: list[ScheduledMessage] = []
+        for row in claimed:
+            result = results.get(row.pk)
+            if isinstance(result, _NotSent) or (result is None and row.pk not in started):
+                not_sent.append(row)
+                continue
+            attempt = attempts[row.pk]
+            _apply(row, attempt, result, now)
+            sent.append((row, attempt))
+        with transaction.atomic():
+            if sent:
+                StopAttempt.objects.bulk_update(
+                    [a for _, a in sent],
+                    ["finished_at", "outcome", "http_status", "gateway_status", "error_code", "error_description", "raw_reply"],
+                )
+                _guarded_bulk_update([r for r, _ in sent], now)
+            if not_sent:
+                StopAttempt.objects.filter(pk__in=[attempts[r.pk].pk for r in not_sent], outcome=Outcome.PENDING).delete()
+                previous = {r.pk: r._previous_state for r in not_sent}  # type: ignore[attr-defined]
+                ScheduledMessage.objects.filter(pk__in=previous, state=State.STOPPING).update(
+                    state=Case(*(When(pk=pk, then=Value(state)) for pk, state in previous.items()))
+                )
+        for row, attempt in sent:
+            outcome = Outcome(attempt.outcome)
+            if outcome == Outcome.STOPPED:
+                message_stopped.send(sender=ScheduledMessage, message=row, attempt=attempt)
+            else:
+                message_stop_failed.send(sender=ScheduledMessage, message=row, attempt=attempt, outcome=outcome)
+            self.report(
+                self._outcome(
+                    row,
+                    _RESULT_BY_OUTCOME[outcome],
+                    attempt_id=attempt.pk,
+                    gateway_status=attempt.gateway_status,
+                    reason=attempt.error_display or (attempt.gateway_status_description if outcome != Outcome.STOPPED else ""),
+                )
+            )
+        for row in not_sent:
+            row.state = row._previous_state  # type: ignore[attr-defined]
+            self.report(self._outcome(row, Result.NOT_ATTEMPTED, reason=self.summary.aborted or "run interrupted"))
+
+    @staticmethod
+    def _outcome(row: ScheduledMessage, result: Result, **kwargs: Any) -> StopOutcome:
+        return StopOutcome(row.pk, row.apimsgid, row.climsgid, result, untracked=row.untracked, **kwargs)
+
+
+def _apply(row: ScheduledMessage, attempt: StopAttempt, result: CallResult | None, now: datetime) -> None:
+    """Fill in *attempt* and *row* (in memory) from one call's result."""
+    attempt.finished_at = now
+    if result is None:
+        attempt.outcome = Outcome.INTERRUPTED
+        attempt.error_description = "Interrupted before Clickatell's reply arrived; stop it again."
+        row.error_code, row.error_description = "", attempt.error_description
+    elif isinstance(result, StopResult):
+        attempt.http_status = result.http_status
+        attempt.raw_reply = result.raw_reply
+        attempt.gateway_status = row.gateway_status = format_code(result.reply.status_code)
+        row.error_code = row.error_description = ""
+        if result.reply.stopped:
+            attempt.outcome = Outcome.STOPPED
+            row.stopped_at = now
+        elif result.reply.status_code == MessageStatus.MESSAGE_UNKNOWN:
+            attempt.outcome = Outcome.UNKNOWN
+        else:
+            attempt.outcome = Outcome.TOO_LATE
+    else:
+        assert isinstance(result, ClickatellStopError)
+        attempt.http_status = result.http_status
+        attempt.raw_reply = result.raw_reply or ""
+        if isinstance(result, ClickatellAPIError) and result.code is not None:
+            attempt.error_code = format_code(result.code)
+            attempt.error_description = truncate(result.description, 255)
+        else:
+            attempt.error_description = truncate(result.message, 255)
+        is_unknown = isinstance(result, ClickatellAPIError) and result.code in UNKNOWN_MESSAGE_ERRORS
+        attempt.outcome = Outcome.UNKNOWN if is_unknown else Outcome.FAILED
+        row.error_code, row.error_description = attempt.error_code, attempt.error_description
+    row.state = _STATE_BY_OUTCOME[Outcome(attempt.outcome)]
+
+
+def _guarded_bulk_update(rows: list[ScheduledMessage], now: datetime) -> None:
+    """One UPDATE for all *rows*, touching only rows still ``stopping`` (ours)."""
+    fields = ("state", "gateway_status", "error_code", "error_description", "stopped_at")
+    values = {
+        name: Case(
+            *(When(pk=row.pk, then=Value(getattr(row, name))) for row in rows),
+            default=F(name),
+            output_field=ScheduledMessage._meta.get_field(name),
+        )
+        for name in fields
+    }
+    count = ScheduledMessage.objects.filter(pk__in=[r.pk for r in rows], state=State.STOPPING).update(
+        updated_at=now, **values
+    )
+    if count != len(rows):  # someone reconciled our claim as stale: theirs is the safer state
+        logger.warning("%d of %d messages were no longer ours to update", len(rows) - count, len(rows))
