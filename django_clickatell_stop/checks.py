@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from numbers import Real
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -99,7 +98,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
             continue
         value = config[name]
         valid = (
-            isinstance(value, Real)
+            isinstance(value, int | float)
             and not isinstance(value, bool)
             and (not integral or float(value).is_integer())
             and (value >= minimum if integral else value > minimum)

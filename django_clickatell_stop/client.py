@@ -173,13 +173,29 @@ class ClickatellClient:
                 self._scrub(err)
                 if self._should_retry(err, tries):
                     delay = self.retry_backoff * 2 ** (tries - 1)
-                    logger.warning("Clickatell stop of %s failed (%s); retry %d in %.2fs", params, err, tries, delay)
+                    logger.warning(
+                        "Clickatell stop of %s failed (%s); retry %d in %.2fs",
+                        params,
+                        err,
+                        tries,
+                        delay,
+                    )
                     self._sleep(delay)
                     continue
-                logger.info("Clickatell stop of %s failed after %d tries: %s", params, tries, err)
+                logger.info(
+                    "Clickatell stop of %s failed after %d tries: %s",
+                    params,
+                    tries,
+                    err,
+                )
                 raise
             logger.info("Clickatell stop of %s: status %s", params, reply.status_display)
-            return StopResult(reply=reply, http_status=response.http_status, raw_reply=self._stored(response.text), tries=tries)
+            return StopResult(
+                reply=reply,
+                http_status=response.http_status,
+                raw_reply=self._stored(response.text),
+                tries=tries,
+            )
 
     def send(self, params: dict[str, str]) -> SendResult:
         """Send one ``sendmsg`` call (never retried: a retry could send the SMS twice)."""
@@ -189,7 +205,11 @@ class ClickatellClient:
         except ClickatellStopError as err:
             self._scrub(err)
             raise
-        return SendResult(reply=reply, http_status=response.http_status, raw_reply=self._stored(response.text))
+        return SendResult(
+            reply=reply,
+            http_status=response.http_status,
+            raw_reply=self._stored(response.text),
+        )
 
     def _should_retry(self, err: ClickatellStopError, tries: int) -> bool:
         if tries > self.max_retries or isinstance(err, ClickatellAuthenticationError):
@@ -238,10 +258,21 @@ _client: tuple[tuple[object, ...], ClickatellClient] | None = None
 def get_client() -> ClickatellClient:
     """The process-wide client for the current settings (rebuilt when they change)."""
     global _client
-    key = tuple(getattr(conf, name) for name in (
-        "BASE_URL", "USER", "PASSWORD", "API_ID", "CONNECT_TIMEOUT", "TIMEOUT",
-        "MAX_RETRIES", "RETRY_BACKOFF", "CONCURRENCY", "ALLOW_INSECURE_HTTP",
-    ))
+    key = tuple(
+        getattr(conf, name)
+        for name in (
+            "BASE_URL",
+            "USER",
+            "PASSWORD",
+            "API_ID",
+            "CONNECT_TIMEOUT",
+            "TIMEOUT",
+            "MAX_RETRIES",
+            "RETRY_BACKOFF",
+            "CONCURRENCY",
+            "ALLOW_INSECURE_HTTP",
+        )
+    )
     with _client_lock:
         if _client is None or _client[0] != key:
             if _client is not None:

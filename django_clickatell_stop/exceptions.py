@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .codes import ACCOUNT_ERRORS, TRANSIENT_ERRORS, UNKNOWN_MESSAGE_ERRORS, error_description, format_code
+from .codes import (
+    ACCOUNT_ERRORS,
+    TRANSIENT_ERRORS,
+    UNKNOWN_MESSAGE_ERRORS,
+    error_description,
+    format_code,
+)
 
 
 class ClickatellStopError(Exception):
@@ -81,7 +87,11 @@ class ClickatellAPIError(ClickatellStopError):
         raw_reply: str | None = None,
     ) -> None:
         super().__init__(
-            message, apimsgid=apimsgid, climsgid=climsgid, http_status=http_status, raw_reply=raw_reply
+            message,
+            apimsgid=apimsgid,
+            climsgid=climsgid,
+            http_status=http_status,
+            raw_reply=raw_reply,
         )
         self.code = code
         self.description = description

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from .codes import error_description, format_code, status_description
 
 if TYPE_CHECKING:
-    from django.db.models.manager import RelatedManager
+    from django_stubs_ext.db.models.manager import RelatedManager
 
 
 class State(models.TextChoices):
@@ -44,7 +44,8 @@ class Outcome(models.TextChoices):
 
 
 apimsgid_validator = RegexValidator(
-    r"^[0-9a-fA-F]{32}\Z", _("An apimsgid is the 32 hexadecimal characters that Clickatell returned.")
+    r"^[0-9a-fA-F]{32}\Z",
+    _("An apimsgid is the 32 hexadecimal characters that Clickatell returned."),
 )
 climsgid_validator = RegexValidator(r"^[A-Za-z0-9]{1,32}\Z", _("A climsgid is 1 to 32 letters and digits."))
 
@@ -81,7 +82,10 @@ class ScheduledMessage(models.Model):
     scheduled_for = models.DateTimeField(_("scheduled for"), null=True, blank=True, db_index=True)
     state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.SCHEDULED)
     gateway_status = models.CharField(
-        _("gateway status"), max_length=4, blank=True, help_text=_("Last status code Clickatell gave.")
+        _("gateway status"),
+        max_length=4,
+        blank=True,
+        help_text=_("Last status code Clickatell gave."),
     )
     error_code = models.CharField(_("error code"), max_length=4, blank=True)
     error_description = models.CharField(_("error description"), max_length=255, blank=True)
@@ -142,7 +146,10 @@ class StopAttempt(models.Model):
     """
 
     message = models.ForeignKey(
-        ScheduledMessage, on_delete=models.PROTECT, related_name="attempts", verbose_name=_("message")
+        ScheduledMessage,
+        on_delete=models.PROTECT,
+        related_name="attempts",
+        verbose_name=_("message"),
     )
     trigger = models.CharField(_("trigger"), max_length=16, choices=Trigger.choices)
     user = models.ForeignKey(
@@ -154,7 +161,9 @@ class StopAttempt(models.Model):
         verbose_name=_("user"),
     )
     sent_id = models.CharField(
-        _("ID sent"), max_length=48, help_text=_("Which ID the stop named, e.g. 'apimsgid=…'.")
+        _("ID sent"),
+        max_length=48,
+        help_text=_("Which ID the stop named, e.g. 'apimsgid=…'."),
     )
     started_at = models.DateTimeField(_("started at"), db_index=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
@@ -163,7 +172,9 @@ class StopAttempt(models.Model):
     gateway_status = models.CharField(_("gateway status"), max_length=4, blank=True)
     error_code = models.CharField(_("error code"), max_length=4, blank=True)
     error_description = models.CharField(_("error description"), max_length=255, blank=True)
-    raw_reply = models.TextField(_("raw reply"), blank=True, help_text=_("Truncated; never holds credentials."))
+    raw_reply = models.TextField(
+        _("raw reply"), blank=True, help_text=_("Truncated; never holds credentials.")
+    )
 
     class Meta:
         verbose_name = _("stop attempt")
@@ -172,7 +183,9 @@ class StopAttempt(models.Model):
         indexes = [models.Index(fields=["outcome", "started_at"], name="dcs_attempt_outcome_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_trigger_display()} stop of {self.message_id} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+        return (
+            f"{self.get_trigger_display()} stop of {self.message_id} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+        )
 
     @property
     def gateway_status_description(self) -> str:

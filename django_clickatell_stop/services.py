@@ -32,7 +32,14 @@ from .exceptions import (
     ClickatellInvalidIDError,
     ClickatellStopError,
 )
-from .models import STOPPABLE_STATES, Outcome, ScheduledMessage, State, StopAttempt, Trigger
+from .models import (
+    STOPPABLE_STATES,
+    Outcome,
+    ScheduledMessage,
+    State,
+    StopAttempt,
+    Trigger,
+)
 from .parsing import truncate, validate_apimsgid, validate_climsgid
 from .signals import message_stop_failed, message_stopped
 
@@ -200,7 +207,14 @@ def stop_message(
     """
     _validated_ids(message)
     outcomes: list[StopOutcome] = []
-    stop_messages([message], trigger=trigger, user=user, concurrency=1, client=client, on_outcome=outcomes.append)
+    stop_messages(
+        [message],
+        trigger=trigger,
+        user=user,
+        concurrency=1,
+        client=client,
+        on_outcome=outcomes.append,
+    )
     message.refresh_from_db()
     attempt_id = outcomes[0].attempt_id if outcomes else None
     attempt = (
@@ -250,7 +264,11 @@ def stop_messages(
         on_outcome=on_outcome,
     )
     reconcile_interrupted()
-    executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="clickatell-stop") if concurrency > 1 else None
+    executor = (
+        ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="clickatell-stop")
+        if concurrency > 1
+        else None
+    )
     try:
         for chunk in _chunks(pks, conf.CHUNK_SIZE):
             if run.abort.is_set():
@@ -309,7 +327,9 @@ def stale_after() -> timedelta:
     return timedelta(seconds=per_call * calls_per_chunk + 60)
 
 
-def track_untracked(*, apimsgid: str | None = None, climsgid: str | None = None) -> tuple[ScheduledMessage, bool]:
+def track_untracked(
+    *, apimsgid: str | None = None, climsgid: str | None = None
+) -> tuple[ScheduledMessage, bool]:
     """The message with this ID, creating an ``untracked`` record if none exists.
 
     For stops of IDs the site never recorded (an operator has the ID from elsewhere):
@@ -337,7 +357,9 @@ def _validated_ids(message: ScheduledMessage) -> None:
         raise ClickatellInvalidIDError(f"Message {message.pk} has neither an apimsgid nor a climsgid.")
 
 
-def _pks_and_total(messages: Iterable[ScheduledMessage] | QuerySet[ScheduledMessage]) -> tuple[Iterator[int], int]:
+def _pks_and_total(
+    messages: Iterable[ScheduledMessage] | QuerySet[ScheduledMessage],
+) -> tuple[Iterator[int], int]:
     if isinstance(messages, QuerySet):
         queryset = messages.order_by().values_list("pk", flat=True)
         total = queryset.count()
@@ -378,7 +400,9 @@ class _Run:
             self.progress(self.summary.done, self.summary.total)
 
     def report_many(self, pks: Sequence[int], result: Result, reason: str) -> None:
-        rows = ScheduledMessage.objects.filter(pk__in=pks).values_list("pk", "apimsgid", "climsgid", "untracked")
+        rows = ScheduledMessage.objects.filter(pk__in=pks).values_list(
+            "pk", "apimsgid", "climsgid", "untracked"
+        )
         for pk, apimsgid, climsgid, untracked in rows:
             self.report(StopOutcome(pk, apimsgid, climsgid, result, reason=reason, untracked=untracked))
 
@@ -409,18 +433,31 @@ class _Run:
                         continue
                     claimed.append(row)
                 elif row.state == State.STOPPED:
-                    self.report(self._outcome(row, Result.ALREADY_STOPPED, gateway_status=row.gateway_status))
+                    self.report(
+                        self._outcome(
+                            row,
+                            Result.ALREADY_STOPPED,
+                            gateway_status=row.gateway_status,
+                        )
+                    )
                 else:
                     reason = f"not stoppable: {row.get_state_display().lower()}"
-                    self.report(self._outcome(row, Result.SKIPPED, reason=reason, gateway_status=row.gateway_status))
+                    self.report(
+                        self._outcome(
+                            row,
+                            Result.SKIPPED,
+                            reason=reason,
+                            gateway_status=row.gateway_status,
+                        )
+                    )
             if not claimed:
                 return [], {}
             for row in claimed:
                 row._previous_state = row.state  # type: ignore[attr-defined]
                 row.state = State.STOPPING
-            ScheduledMessage.objects.filter(pk__in=[r.pk for r in claimed], state__in=STOPPABLE_STATES).update(
-                state=State.STOPPING, updated_at=now
-            )
+            ScheduledMessage.objects.filter(
+                pk__in=[r.pk for r in claimed], state__in=STOPPABLE_STATES
+            ).update(state=State.STOPPING, updated_at=now)
             attempts = StopAttempt.objects.bulk_create(
                 [
                     StopAttempt(
@@ -462,7 +499,9 @@ class _Run:
             for row in claimed:
                 results[row.pk] = self._call(row, started)
             return
-        futures: dict[Future[CallResult], int] = {executor.submit(self._call, row, started): row.pk for row in claimed}
+        futures: dict[Future[CallResult], int] = {
+            executor.submit(self._call, row, started): row.pk for row in claimed
+        }
         pending = set(futures)
         try:
             while pending:
@@ -501,11 +540,22 @@ class _Run:
             if sent:
                 StopAttempt.objects.bulk_update(
                     [a for _, a in sent],
-                    ["finished_at", "outcome", "http_status", "gateway_status", "error_code", "error_description", "raw_reply"],
+                    [
+                        "finished_at",
+                        "outcome",
+                        "http_status",
+                        "gateway_status",
+                        "error_code",
+                        "error_description",
+                        "raw_reply",
+                    ],
                 )
                 _guarded_bulk_update([r for r, _ in sent], now)
             if not_sent:
-                StopAttempt.objects.filter(pk__in=[attempts[r.pk].pk for r in not_sent], outcome=Outcome.PENDING).delete()
+                StopAttempt.objects.filter(
+                    pk__in=[attempts[r.pk].pk for r in not_sent],
+                    outcome=Outcome.PENDING,
+                ).delete()
                 previous = {r.pk: r._previous_state for r in not_sent}  # type: ignore[attr-defined]
                 ScheduledMessage.objects.filter(pk__in=previous, state=State.STOPPING).update(
                     state=Case(*(When(pk=pk, then=Value(state)) for pk, state in previous.items()))
@@ -515,26 +565,50 @@ class _Run:
             if outcome == Outcome.STOPPED:
                 message_stopped.send(sender=ScheduledMessage, message=row, attempt=attempt)
             else:
-                message_stop_failed.send(sender=ScheduledMessage, message=row, attempt=attempt, outcome=outcome)
+                message_stop_failed.send(
+                    sender=ScheduledMessage,
+                    message=row,
+                    attempt=attempt,
+                    outcome=outcome,
+                )
             self.report(
                 self._outcome(
                     row,
                     _RESULT_BY_OUTCOME[outcome],
                     attempt_id=attempt.pk,
                     gateway_status=attempt.gateway_status,
-                    reason=attempt.error_display or (attempt.gateway_status_description if outcome != Outcome.STOPPED else ""),
+                    reason=attempt.error_display
+                    or (attempt.gateway_status_description if outcome != Outcome.STOPPED else ""),
                 )
             )
         for row in not_sent:
             row.state = row._previous_state  # type: ignore[attr-defined]
-            self.report(self._outcome(row, Result.NOT_ATTEMPTED, reason=self.summary.aborted or "run interrupted"))
+            self.report(
+                self._outcome(
+                    row,
+                    Result.NOT_ATTEMPTED,
+                    reason=self.summary.aborted or "run interrupted",
+                )
+            )
 
     @staticmethod
     def _outcome(row: ScheduledMessage, result: Result, **kwargs: Any) -> StopOutcome:
-        return StopOutcome(row.pk, row.apimsgid, row.climsgid, result, untracked=row.untracked, **kwargs)
+        return StopOutcome(
+            row.pk,
+            row.apimsgid,
+            row.climsgid,
+            result,
+            untracked=row.untracked,
+            **kwargs,
+        )
 
 
-def _apply(row: ScheduledMessage, attempt: StopAttempt, result: CallResult | None, now: datetime) -> None:
+def _apply(
+    row: ScheduledMessage,
+    attempt: StopAttempt,
+    result: CallResult | None,
+    now: datetime,
+) -> None:
     """Fill in *attempt* and *row* (in memory) from one call's result."""
     attempt.finished_at = now
     if result is None:
@@ -564,18 +638,27 @@ def _apply(row: ScheduledMessage, attempt: StopAttempt, result: CallResult | Non
             attempt.error_description = truncate(result.message, 255)
         is_unknown = isinstance(result, ClickatellAPIError) and result.code in UNKNOWN_MESSAGE_ERRORS
         attempt.outcome = Outcome.UNKNOWN if is_unknown else Outcome.FAILED
-        row.error_code, row.error_description = attempt.error_code, attempt.error_description
+        row.error_code, row.error_description = (
+            attempt.error_code,
+            attempt.error_description,
+        )
     row.state = _STATE_BY_OUTCOME[Outcome(attempt.outcome)]
 
 
 def _guarded_bulk_update(rows: list[ScheduledMessage], now: datetime) -> None:
     """One UPDATE for all *rows*, touching only rows still ``stopping`` (ours)."""
-    fields = ("state", "gateway_status", "error_code", "error_description", "stopped_at")
+    fields = (
+        "state",
+        "gateway_status",
+        "error_code",
+        "error_description",
+        "stopped_at",
+    )
     values = {
         name: Case(
             *(When(pk=row.pk, then=Value(getattr(row, name))) for row in rows),
             default=F(name),
-            output_field=ScheduledMessage._meta.get_field(name),
+            output_field=ScheduledMessage._meta.get_field(name),  # type: ignore[arg-type]
         )
         for name in fields
     }
@@ -583,4 +666,8 @@ def _guarded_bulk_update(rows: list[ScheduledMessage], now: datetime) -> None:
         updated_at=now, **values
     )
     if count != len(rows):  # someone reconciled our claim as stale: theirs is the safer state
-        logger.warning("%d of %d messages were no longer ours to update", len(rows) - count, len(rows))
+        logger.warning(
+            "%d of %d messages were no longer ours to update",
+            len(rows) - count,
+            len(rows),
+        )

@@ -28,7 +28,9 @@ APIMSGID = "f6b9af2a2c9e5b18ee2d257e3def5d66"
 def make_client(gw: FakeGateway, **kwargs) -> ClickatellClient:
     options = {"max_retries": 2, "retry_backoff": 0.0, "timeout": 2.0, **kwargs}
     return ClickatellClient(
-        base_url=gw.url, credentials=Credentials(gw.user, gw.password, gw.api_id), **options
+        base_url=gw.url,
+        credentials=Credentials(gw.user, gw.password, gw.api_id),
+        **options,
     )
 
 
@@ -49,7 +51,12 @@ def test_stop_posts_a_form_with_credentials_in_the_body_only(gateway):
     assert call.method == "POST"
     assert call.target == "/http/delmsg"
     assert call.query == {}
-    assert call.form == {"user": gateway.user, "password": gateway.password, "api_id": gateway.api_id, "apimsgid": APIMSGID}
+    assert call.form == {
+        "user": gateway.user,
+        "password": gateway.password,
+        "api_id": gateway.api_id,
+        "apimsgid": APIMSGID,
+    }
     assert call.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert call.headers["User-Agent"].startswith(f"django-clickatell-stop/{__version__} ")
 
@@ -91,7 +98,11 @@ def test_unknown_climsgid(gateway):
 
 
 def test_bad_credentials_are_not_retried(gateway):
-    client = ClickatellClient(base_url=gateway.url, credentials=Credentials("fake-user", "wrong", "1"), max_retries=5)
+    client = ClickatellClient(
+        base_url=gateway.url,
+        credentials=Credentials("fake-user", "wrong", "1"),
+        max_retries=5,
+    )
     with pytest.raises(ClickatellAuthenticationError) as info:
         client.stop(apimsgid=APIMSGID)
     assert info.value.code == 1
@@ -217,7 +228,12 @@ def test_credentials_are_not_in_the_repr():
 
 @pytest.mark.parametrize(
     "url",
-    ["http://api.clickatell.com", "ftp://127.0.0.1", "https://user:pw@api.clickatell.com", "https://x.test/?a=1"],
+    [
+        "http://api.clickatell.com",
+        "ftp://127.0.0.1",
+        "https://user:pw@api.clickatell.com",
+        "https://x.test/?a=1",
+    ],
 )
 def test_unsafe_base_urls_are_refused(url):
     with pytest.raises(ClickatellConfigurationError) as info:
@@ -227,7 +243,9 @@ def test_unsafe_base_urls_are_refused(url):
 
 def test_plain_http_allowed_when_explicit():
     client = ClickatellClient(
-        base_url="http://gateway.internal", credentials=Credentials("u", "p", "1"), allow_insecure_http=True
+        base_url="http://gateway.internal",
+        credentials=Credentials("u", "p", "1"),
+        allow_insecure_http=True,
     )
     assert client.base_url == "http://gateway.internal"
 

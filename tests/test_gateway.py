@@ -29,7 +29,12 @@ def test_stop_and_repeated_stop_answer_006():
 def test_get_is_accepted_like_the_published_docs():
     with FakeGateway() as gw:
         gw.add_message(APIMSGID, state="handed_on")
-        query = {"user": gw.user, "password": gw.password, "api_id": gw.api_id, "apimsgid": APIMSGID}
+        query = {
+            "user": gw.user,
+            "password": gw.password,
+            "api_id": gw.api_id,
+            "apimsgid": APIMSGID,
+        }
         response = requests.get(f"{gw.url}/http/delmsg", params=query, timeout=5)
         assert response.text == f"ID: {APIMSGID} Status: 003"
         assert gw.calls[0].method == "GET"
@@ -75,7 +80,11 @@ def test_faults_can_target_one_message():
 
 def test_control_endpoints():
     with FakeGateway() as gw:
-        created = requests.post(f"{gw.url}/_fake/messages", data=json.dumps({"apimsgid": APIMSGID}), timeout=5).json()
+        created = requests.post(
+            f"{gw.url}/_fake/messages",
+            data=json.dumps({"apimsgid": APIMSGID}),
+            timeout=5,
+        ).json()
         assert created["state"] == "scheduled"
         post(gw, "delmsg", apimsgid=APIMSGID)
         state = requests.get(f"{gw.url}/_fake/state", timeout=5).json()
@@ -99,7 +108,12 @@ def test_command_line_server_starts_and_answers():
         line = process.stdout.readline()
         url = line.rsplit(" ", 1)[-1].strip()
         assert url.startswith("http://127.0.0.1:")
-        form = {"user": "fake-user", "password": "fake-password-3e1d", "api_id": "3456789", "apimsgid": APIMSGID}
+        form = {
+            "user": "fake-user",
+            "password": "fake-password-3e1d",
+            "api_id": "3456789",
+            "apimsgid": APIMSGID,
+        }
         assert requests.post(f"{url}/http/delmsg", data=form, timeout=5).text.endswith("Status: 006")
     finally:
         process.terminate()
@@ -108,7 +122,9 @@ def test_command_line_server_starts_and_answers():
 
 def test_command_line_refuses_non_loopback():
     result = subprocess.run(
-        [sys.executable, "-m", "django_clickatell_stop.testing", "--host", "0.0.0.0"], capture_output=True, text=True
+        [sys.executable, "-m", "django_clickatell_stop.testing", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert "loopback only" in result.stderr

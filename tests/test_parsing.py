@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from django_clickatell_stop.codes import ErrorCode, MessageStatus, error_description, format_code, status_description
+from django_clickatell_stop.codes import (
+    ErrorCode,
+    MessageStatus,
+    error_description,
+    format_code,
+    status_description,
+)
 from django_clickatell_stop.exceptions import (
     ClickatellAPIError,
     ClickatellAuthenticationError,
@@ -35,7 +41,7 @@ def test_documented_success_reply_parses():
 
 
 @pytest.mark.parametrize("status", list(MessageStatus))
-def test_every_status_code_parses_and_only_006_is_stopped(status):
+def test_every_status_code_parses_and_only_006_is_stopped(status: MessageStatus) -> None:
     reply = parse_stop_reply(f"ID: {APIMSGID} Status: {format_code(status)}")
     assert reply.status is status
     assert reply.stopped is (status == 6)
@@ -107,7 +113,11 @@ def test_unrecognised_codes_are_kept_and_flagged():
 
 @pytest.mark.parametrize(
     "text",
-    [f"  ID: {APIMSGID} Status: 006\r\n", f"\nID:{APIMSGID}   Status:006\n", f"ID: {APIMSGID}\tStatus: 006"],
+    [
+        f"  ID: {APIMSGID} Status: 006\r\n",
+        f"\nID:{APIMSGID}   Status:006\n",
+        f"ID: {APIMSGID}\tStatus: 006",
+    ],
 )
 def test_whitespace_and_crlf_are_tolerated(text):
     assert parse_stop_reply(text).stopped
@@ -165,7 +175,16 @@ def test_send_reply():
 
 @pytest.mark.parametrize(
     "value",
-    ["", "abc123", APIMSGID[:-1], APIMSGID + "0", "g" * 32, f"{APIMSGID[:20]}&password=", f"{APIMSGID[:31]}\n", "é" * 32],
+    [
+        "",
+        "abc123",
+        APIMSGID[:-1],
+        APIMSGID + "0",
+        "g" * 32,
+        f"{APIMSGID[:20]}&password=",
+        f"{APIMSGID[:31]}\n",
+        "é" * 32,
+    ],
 )
 def test_bad_apimsgids_are_rejected(value):
     with pytest.raises(ClickatellInvalidIDError):

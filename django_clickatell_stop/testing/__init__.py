@@ -8,6 +8,6 @@ injects faults on demand. ``fake_gateway()`` starts one and points
 
 from __future__ import annotations
 
-from .gateway import Call, Fault, FakeGateway, FakeMessage, fake_gateway
+from .gateway import Call, FakeGateway, FakeMessage, Fault, fake_gateway
 
 __all__ = ["Call", "FakeGateway", "FakeMessage", "Fault", "fake_gateway"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -18,7 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="fake-user")
     parser.add_argument("--password", default="fake-password-3e1d")
     parser.add_argument("--api-id", default="3456789")
-    parser.add_argument("--accept-any-id", action="store_true", help="treat unknown IDs as scheduled messages")
+    parser.add_argument(
+        "--accept-any-id",
+        action="store_true",
+        help="treat unknown IDs as scheduled messages",
+    )
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the fake gateway listens on loopback only")
@@ -34,10 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Fake Clickatell gateway listening on {gateway.url}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     gateway.stop()
     return 0
 

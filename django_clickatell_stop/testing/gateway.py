@@ -9,13 +9,19 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from ..codes import ErrorCode, MessageStatus
-from ..parsing import APIMSGID_RE, CLIMSGID_RE, StopReply, format_error_reply, format_stop_reply
+from django_clickatell_stop.codes import ErrorCode, MessageStatus
+from django_clickatell_stop.parsing import (
+    APIMSGID_RE,
+    CLIMSGID_RE,
+    StopReply,
+    format_error_reply,
+    format_stop_reply,
+)
 
 FakeState = Literal["scheduled", "queued", "stopped", "handed_on", "delivered"]
 FaultKind = Literal["latency", "http", "drop", "reset", "body", "error"]
@@ -89,7 +95,10 @@ class Fault:
     def matches(self, command: str, params: dict[str, str]) -> bool:
         if self.command != command:
             return False
-        return self.message_id is None or self.message_id in (params.get("apimsgid"), params.get("climsgid"))
+        return self.message_id is None or self.message_id in (
+            params.get("apimsgid"),
+            params.get("climsgid"),
+        )
 
 
 class FakeGateway:
@@ -133,7 +142,10 @@ class FakeGateway:
         self._server = _Server((self.host, self.port), handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-clickatell", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-clickatell",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -245,7 +257,10 @@ class FakeGateway:
         apimsgid, climsgid = params.get("apimsgid"), params.get("climsgid")
         if apimsgid:
             return self.messages.get(apimsgid.lower())
-        return next((m for m in self.messages.values() if climsgid and m.climsgid == climsgid), None)
+        return next(
+            (m for m in self.messages.values() if climsgid and m.climsgid == climsgid),
+            None,
+        )
 
     def _authenticated(self, params: dict[str, str]) -> bool:
         return (params.get("user"), params.get("password"), params.get("api_id")) == (
@@ -258,9 +273,15 @@ class FakeGateway:
         """The body Clickatell would send for *command* with *params*."""
         if not self._authenticated(params):
             return format_error_reply(ErrorCode.AUTHENTICATION_FAILED, "Authentication failed")
-        handler = {"delmsg": self._delmsg, "sendmsg": self._sendmsg, "querymsg": self._querymsg}.get(command)
+        handler = {
+            "delmsg": self._delmsg,
+            "sendmsg": self._sendmsg,
+            "querymsg": self._querymsg,
+        }.get(command)
         if handler is None:
-            return format_error_reply(ErrorCode.INVALID_OR_MISSING_PARAMETERS, "Invalid or missing parameters")
+            return format_error_reply(
+                ErrorCode.INVALID_OR_MISSING_PARAMETERS, "Invalid or missing parameters"
+            )
         with self.lock:
             return handler(params)
 
@@ -295,7 +316,9 @@ class FakeGateway:
 
     def _sendmsg(self, params: dict[str, str]) -> str:
         if not params.get("to") or not params.get("text"):
-            return format_error_reply(ErrorCode.INVALID_OR_MISSING_PARAMETERS, "Invalid or missing parameters")
+            return format_error_reply(
+                ErrorCode.INVALID_OR_MISSING_PARAMETERS, "Invalid or missing parameters"
+            )
         try:
             deliv_time = int(params.get("deliv_time", "0"))
         except ValueError:
@@ -354,12 +377,25 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
-        form = dict(parse_qsl(body, keep_blank_values=True)) if "form-urlencoded" in (self.headers.get("Content-Type") or "") else {}
+        form = (
+            dict(parse_qsl(body, keep_blank_values=True))
+            if "form-urlencoded" in (self.headers.get("Content-Type") or "")
+            else {}
+        )
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         if parts.path.startswith("/_fake/"):
             self._control(parts.path, body)
             return
-        call = Call(self.command, parts.path, self.path, query, form, dict(self.headers), body, gateway.now())
+        call = Call(
+            self.command,
+            parts.path,
+            self.path,
+            query,
+            form,
+            dict(self.headers),
+            body,
+            gateway.now(),
+        )
         with gateway.lock:
             gateway.calls.append(call)
         command = parts.path.rsplit("/", 1)[-1]
@@ -377,7 +413,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, fault.body)
                 return
             elif fault.kind == "error":
-                self._send(200, format_error_reply(fault.code, fault.body or _error_text(fault.code)))
+                self._send(
+                    200,
+                    format_error_reply(fault.code, fault.body or _error_text(fault.code)),
+                )
                 return
             elif fault.kind == "drop":
                 self.close_connection = True
@@ -404,7 +443,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, "{}", "application/json")
         elif path == "/_fake/messages":
             data = json.loads(body or "{}")
-            message = gateway.add_message(data.get("apimsgid"), climsgid=data.get("climsgid"), state=data.get("state", "scheduled"), due_in=data.get("due_in"))
+            message = gateway.add_message(
+                data.get("apimsgid"),
+                climsgid=data.get("climsgid"),
+                state=data.get("state", "scheduled"),
+                due_in=data.get("due_in"),
+            )
             self._send(200, json.dumps(asdict(message)), "application/json")
         elif path == "/_fake/advance":
             gateway.advance(float(json.loads(body or "{}").get("seconds", 0)))
@@ -436,5 +480,8 @@ def fake_gateway(**settings_extra: Any) -> Iterator[FakeGateway]:
     """
     from django.test import override_settings
 
-    with FakeGateway() as gateway, override_settings(CLICKATELL_STOP=gateway.settings(**settings_extra)):
+    with (
+        FakeGateway() as gateway,
+        override_settings(CLICKATELL_STOP=gateway.settings(**settings_extra)),
+    ):
         yield gateway
