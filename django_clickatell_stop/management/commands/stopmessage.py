@@ -1,0 +1,283 @@
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from django_clickatell_stop.exceptions import ClickatellConfigurationError, ClickatellInvalidIDError
+from django_clickatell_stop.models import ScheduledMessage
+from django_clickatell_stop.parsing import validate_apimsgid, validate_climsgid
+from django_clickatell_stop.services import (
+    Result,
+    StopInterrupted,
+    StopOutcome,
+    StopSummary,
+    stop_messages,
+    track_untracked,
+)
+
+EXIT_OK, EXIT_NOT_STOPPED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+HELP = """\
+Stop SMS messages scheduled with Clickatell, and record every attempt.
+
+Name messages by ID (positional apimsgids, or --climsgid), or select tracked
+messages that are still scheduled (or failed last time) with --all-scheduled,
+--scheduled-before and --scheduled-after. IDs this site never recorded are still
+stopped, and a record marked "untracked" is created for them.
+
+Examples:
+  manage.py stopmessage f6b9af2a2c9e5b18ee2d257e3def5d66
+  manage.py stopmessage --climsgid reminder42 --climsgid reminder43
+  manage.py stopmessage --scheduled-before 2026-12-24T00:00 --dry-run
+  manage.py stopmessage --all-scheduled --yes --json --concurrency 16
+
+Exit status:
+  0    every message was stopped (or had been stopped already)
+  1    at least one message could not be stopped (too late, unknown to
+       Clickatell, failed, or not stoppable)
+  2    usage or configuration error: bad arguments or IDs, missing credentials,
+       or Clickatell rejected the account (the run stops at the first rejection)
+  130  interrupted with Ctrl-C; every call made is recorded
+"""
+
+
+class Command(BaseCommand):
+    help = HELP
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        from argparse import RawDescriptionHelpFormatter
+
+        return super().create_parser(
+            prog_name, subcommand, formatter_class=RawDescriptionHelpFormatter, **kwargs
+        )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("apimsgid", nargs="*", help="API message IDs (32 hex characters) to stop")
+        parser.add_argument(
+            "--climsgid",
+            action="append",
+            default=[],
+            metavar="ID",
+            help="client message ID to stop (repeatable)",
+        )
+        selection = parser.add_argument_group("selecting tracked messages (state scheduled or failed)")
+        selection.add_argument("--all-scheduled", action="store_true", help="every stoppable tracked message")
+        selection.add_argument(
+            "--scheduled-before",
+            metavar="ISO_DATETIME",
+            help="scheduled before this time, e.g. 2026-12-24T09:00",
+        )
+        selection.add_argument(
+            "--scheduled-after", metavar="ISO_DATETIME", help="scheduled at or after this time"
+        )
+        parser.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
+        parser.add_argument(
+            "--json", action="store_true", help="one JSON object per message, then a summary object"
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            metavar="N",
+            help="calls in flight at once (default: CONCURRENCY setting)",
+        )
+        parser.add_argument("--yes", action="store_true", help="do not ask before stopping a selection")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["concurrency"] is not None and options["concurrency"] < 1:
+            raise CommandError("--concurrency must be at least 1.", returncode=EXIT_USAGE)
+        selection = self._selection(options)
+        ids = self._validated_ids(options)
+        if not ids and selection is None:
+            raise CommandError(
+                "Name messages to stop (APIMSGID or --climsgid) or select them "
+                "(--all-scheduled, --scheduled-before, --scheduled-after). See --help.",
+                returncode=EXIT_USAGE,
+            )
+        selected = ScheduledMessage.objects.stoppable().filter(selection) if selection is not None else None
+        if options["dry_run"]:
+            self._dry_run(ids, selected, options)
+            return
+        if selected is not None:
+            self._confirm(selected.count(), options)
+        messages = self._messages(ids, selected)
+        self._stop(messages, options)
+
+    # -- arguments --------------------------------------------------------------
+
+    def _validated_ids(self, options: dict[str, Any]) -> list[tuple[str, str]]:
+        try:
+            return [("apimsgid", validate_apimsgid(i).lower()) for i in options["apimsgid"]] + [
+                ("climsgid", validate_climsgid(i)) for i in options["climsgid"]
+            ]
+        except ClickatellInvalidIDError as err:
+            raise CommandError(str(err), returncode=EXIT_USAGE) from None
+
+    def _selection(self, options: dict[str, Any]) -> Q | None:
+        if not (options["all_scheduled"] or options["scheduled_before"] or options["scheduled_after"]):
+            return None
+        query = Q()
+        if options["scheduled_before"]:
+            query &= Q(scheduled_for__lt=self._datetime(options["scheduled_before"], "--scheduled-before"))
+        if options["scheduled_after"]:
+            query &= Q(scheduled_for__gte=self._datetime(options["scheduled_after"], "--scheduled-after"))
+        return query
+
+    @staticmethod
+    def _datetime(value: str, flag: str) -> datetime:
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise CommandError(
+                f"{flag}: {value!r} is not an ISO date-time, e.g. 2026-12-24T09:00", returncode=EXIT_USAGE
+            )
+        return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+
+    def _confirm(self, count: int, options: dict[str, Any]) -> None:
+        if count <= 1 or options["yes"]:
+            return
+        if not sys.stdin.isatty():
+            raise CommandError(
+                f"Refusing to stop {count} selected messages without --yes (not an interactive terminal).",
+                returncode=EXIT_USAGE,
+            )
+        answer = input(f"Stop {count} scheduled messages with Clickatell? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise CommandError("Nothing stopped.", returncode=EXIT_USAGE)
+
+    def _messages(self, ids: list[tuple[str, str]], selected: Any) -> list[ScheduledMessage] | Any:
+        if not ids:
+            return selected
+        tracked = [track_untracked(**{kind: value})[0] for kind, value in ids]
+        if selected is None:
+            return tracked
+        return ScheduledMessage.objects.filter(
+            Q(pk__in=[m.pk for m in tracked]) | Q(pk__in=selected.values("pk"))
+        )
+
+    # -- running ----------------------------------------------------------------
+
+    def _dry_run(self, ids: list[tuple[str, str]], selected: Any, options: dict[str, Any]) -> None:
+        lines: list[dict[str, Any]] = []
+        for kind, value in ids:
+            message = ScheduledMessage.objects.filter(**{kind: value}).first()
+            state = message.state if message else None
+            would_send = message is None or message.is_stoppable
+            lines.append(
+                {kind: value, "tracked": message is not None, "state": state, "would_send": would_send}
+            )
+        if selected is not None:
+            known = {(kind, value) for kind, value in ids}
+            for apimsgid, climsgid, state in selected.values_list("apimsgid", "climsgid", "state").iterator():
+                if ("apimsgid", apimsgid) in known or ("climsgid", climsgid) in known:
+                    continue
+                lines.append(
+                    {
+                        "apimsgid": apimsgid,
+                        "climsgid": climsgid,
+                        "tracked": True,
+                        "state": state,
+                        "would_send": True,
+                    }
+                )
+        sending = sum(line["would_send"] for line in lines)
+        for line in lines:
+            if options["json"]:
+                self.stdout.write(json.dumps({"dry_run": True, **line}))
+            elif options["verbosity"]:
+                label = line.get("apimsgid") or f"climsgid={line.get('climsgid')}"
+                what = "would stop" if line["would_send"] else f"would skip ({line['state']})"
+                self.stdout.write(f"{label} - {what}{'' if line['tracked'] else ' [untracked]'}")
+        if options["json"]:
+            self.stdout.write(
+                json.dumps({"summary": {"dry_run": True, "would_send": sending, "total": len(lines)}})
+            )
+        else:
+            self.stdout.write(
+                f"Dry run: {sending} of {len(lines)} messages would be sent to Clickatell; nothing sent."
+            )
+
+    def _stop(self, messages: Any, options: dict[str, Any]) -> None:
+        progress = _Progress(self.stderr) if self.stderr.isatty() and not options["json"] else None
+
+        def on_outcome(outcome: StopOutcome) -> None:
+            if progress is not None:
+                progress.clear()
+            if options["json"]:
+                self.stdout.write(json.dumps(outcome.as_dict()))
+            elif options["verbosity"]:
+                self.stdout.write(outcome.describe(), self.style.SUCCESS if outcome.ok else self.style.ERROR)
+
+        try:
+            summary = stop_messages(
+                messages,
+                trigger="command",
+                concurrency=options["concurrency"],
+                on_outcome=on_outcome,
+                progress=progress,
+            )
+        except ClickatellConfigurationError as err:
+            raise CommandError(f"Configuration error: {err}", returncode=EXIT_USAGE) from None
+        except StopInterrupted as interrupted:
+            self._summary(interrupted.summary, options)
+            done, total = interrupted.summary.done, interrupted.summary.total
+            raise CommandError(
+                f"Interrupted after {done} of {total} messages; every call made is recorded.",
+                returncode=EXIT_INTERRUPTED,
+            ) from None
+        finally:
+            if progress is not None:
+                progress.clear()
+        self._summary(summary, options)
+        if summary.aborted:
+            raise CommandError(summary.aborted, returncode=EXIT_USAGE)
+        failed = summary.total - sum(summary.counts[r] for r in Result if r.ok)
+        if failed:
+            raise CommandError(
+                f"{failed} of {summary.total} messages were not stopped.", returncode=EXIT_NOT_STOPPED
+            )
+
+    def _summary(self, summary: StopSummary, options: dict[str, Any]) -> None:
+        if options["json"]:
+            self.stdout.write(json.dumps({"summary": summary.as_dict()}))
+            return
+        counts = ", ".join(
+            f"{count} {result.value.replace('_', ' ')}" for result, count in summary.counts.most_common()
+        )
+        self.stdout.write(f"{summary.total} messages: {counts or 'nothing to do'}.")
+
+
+class _Progress:
+    """``done/total, rate, ETA`` on one self-overwriting stderr line (terminals only)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.2 and done < total:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        eta = (total - done) / rate if rate else 0.0
+        self.stream.write(f"\r{done}/{total}  {rate:.1f}/s  ETA {eta:.0f}s ", ending="")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K", ending="")
+            self.stream.flush()
+            self.shown = False
