@@ -137,7 +137,11 @@ class ClickatellUnknownMessageError(ClickatellAPIError):
     """Clickatell does not know the message ID (ERR 103 / 104)."""
 
 
-class ClickatellInvalidIDError(ClickatellStopError, ValueError):
+class ClickatellValidationError(ClickatellStopError, ValueError):
+    """Input rejected before anything was sent (bad ID, recipient, body or time)."""
+
+
+class ClickatellInvalidIDError(ClickatellValidationError):
     """An ID that Clickatell could never have issued; nothing was sent."""
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
+import re
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -31,6 +34,7 @@ from .exceptions import (
     ClickatellAuthenticationError,
     ClickatellInvalidIDError,
     ClickatellStopError,
+    ClickatellValidationError,
 )
 from .models import (
     STOPPABLE_STATES,
@@ -325,6 +329,63 @@ def stale_after() -> timedelta:
     )
     calls_per_chunk = -(-conf.CHUNK_SIZE // max(1, conf.CONCURRENCY))
     return timedelta(seconds=per_call * calls_per_chunk + 60)
+
+
+#: sendmsg accepts deliv_time up to 7 days ahead, in whole minutes.
+MAX_DELIVERY_MINUTES = 10080
+#: Three concatenated parts of 153 GSM characters.
+MAX_BODY_CHARS = 459
+_RECIPIENT_RE = re.compile(r"[1-9][0-9]{7,14}")
+
+
+def schedule_message(
+    recipient: str,
+    body: str,
+    send_at: datetime,
+    *,
+    climsgid: str | None = None,
+    client: ClickatellClient | None = None,
+) -> ScheduledMessage:
+    """Schedule an SMS with Clickatell's ``sendmsg`` and track it; return the new message.
+
+    *recipient* is an international number (digits, optional leading ``+``); *send_at*
+    an aware datetime between one minute and seven days from now (sent as whole
+    minutes, ``deliv_time``, rounded up). A unique *climsgid* is generated when none
+    is given. Raises ``ClickatellValidationError`` before any call for bad input, and
+    ``ClickatellAPIError`` / ``ClickatellTransportError`` if Clickatell refuses or
+    cannot be reached (nothing is stored then).
+    """
+    number = recipient.strip().removeprefix("+") if isinstance(recipient, str) else ""
+    if not _RECIPIENT_RE.fullmatch(number):
+        raise ClickatellValidationError(
+            f"Invalid recipient {truncate(repr(recipient), 40)}: use the international format, e.g. 27999000001"
+        )
+    if not isinstance(body, str) or not body.strip():
+        raise ClickatellValidationError("The message body is empty.")
+    if len(body) > MAX_BODY_CHARS:
+        raise ClickatellValidationError(
+            f"The message body has {len(body)} characters; at most {MAX_BODY_CHARS}."
+        )
+    if timezone.is_naive(send_at):
+        raise ClickatellValidationError("send_at must be an aware datetime.")
+    now = timezone.now()
+    minutes = math.ceil((send_at - now).total_seconds() / 60)
+    if not 1 <= minutes <= MAX_DELIVERY_MINUTES:
+        raise ClickatellValidationError(
+            f"send_at must be between 1 minute and 7 days from now (it is {minutes} minutes away)."
+        )
+    climsgid = validate_climsgid(climsgid) if climsgid is not None else uuid.uuid4().hex
+    params = {"to": number, "text": body, "deliv_time": str(minutes), "climsgid": climsgid}
+    if len(body) > 160:
+        params["concat"] = str(math.ceil(len(body) / 153))
+    result = (client or get_client()).send(params)
+    return ScheduledMessage.objects.create(
+        apimsgid=validate_apimsgid(result.reply.apimsgid),
+        climsgid=climsgid,
+        recipient=number,
+        body=body,
+        scheduled_for=now + timedelta(minutes=minutes),
+    )
 
 
 def track_untracked(

@@ -450,6 +450,10 @@ class _Handler(BaseHTTPRequestHandler):
                 due_in=data.get("due_in"),
             )
             self._send(200, json.dumps(asdict(message)), "application/json")
+        elif path == "/_fake/deliver":
+            with gateway.lock:
+                gateway.message(json.loads(body or "{}")["apimsgid"]).state = "delivered"
+            self._send(200, "{}", "application/json")
         elif path == "/_fake/advance":
             gateway.advance(float(json.loads(body or "{}").get("seconds", 0)))
             self._send(200, "{}", "application/json")
