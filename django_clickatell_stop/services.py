@@ -358,7 +358,8 @@ def schedule_message(
     number = recipient.strip().removeprefix("+") if isinstance(recipient, str) else ""
     if not _RECIPIENT_RE.fullmatch(number):
         raise ClickatellValidationError(
-            f"Invalid recipient {truncate(repr(recipient), 40)}: use the international format, e.g. 27999000001"
+            f"Invalid recipient {truncate(repr(recipient), 40)}: "
+            "use the international format, e.g. 27999000001"
         )
     if not isinstance(body, str) or not body.strip():
         raise ClickatellValidationError("The message body is empty.")

@@ -70,8 +70,9 @@ def test_given_climsgid_and_long_body(gw):
     ],
 )
 def test_validation_errors_send_nothing(gw, args, match):
+    recipient, body = args
     with pytest.raises(ClickatellValidationError, match=match):
-        schedule_message(*args, soon())
+        schedule_message(recipient, body, soon())
     assert gw.calls == []
     assert not ScheduledMessage.objects.exists()
 

@@ -51,6 +51,7 @@ def cancel_appointment(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.error(
             request,
-            f"Appointment cancelled, but stopping the reminder failed ({reminder.error_description}). Try again.",
+            f"Appointment cancelled, but stopping the reminder failed ({reminder.error_description}). "
+            "Try again.",
         )
     return redirect("appointment-detail", pk=pk)
