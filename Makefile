@@ -25,7 +25,8 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy django_clickatell_stop tests example_project
+	$(BIN)/mypy django_clickatell_stop tests
+	cd example_project && ../$(BIN)/mypy --config-file mypy.ini appointments demo_site demo.py manage.py
 
 migrations-check: venv
 	$(BIN)/python -m django makemigrations --check --dry-run --settings=tests.settings

@@ -159,6 +159,7 @@ class ClickatellClient:
         # Which ID comes back when stopping by climsgid is undocumented: accept either
         # of the IDs we know for the message, and nothing else.
         expected = tuple(i for i in (apimsgid, climsgid) if i)
+        label = "&".join(f"{key}={value}" for key, value in params.items())
         tries = 0
         while True:
             tries += 1
@@ -189,7 +190,7 @@ class ClickatellClient:
                     err,
                 )
                 raise
-            logger.info("Clickatell stop of %s: status %s", params, reply.status_display)
+            logger.info("Clickatell stop of %s: status %s", label, reply.status_display)
             return StopResult(
                 reply=reply,
                 http_status=response.http_status,

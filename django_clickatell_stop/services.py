@@ -244,6 +244,7 @@ def stop_messages(
     client: ClickatellClient | None = None,
     progress: ProgressCallback | None = None,
     on_outcome: OutcomeCallback | None = None,
+    cancel: threading.Event | None = None,
 ) -> StopSummary:
     """Stop many messages; return a ``StopSummary`` with counts by ``Result``.
 
@@ -251,7 +252,10 @@ def stop_messages(
     (default ``CONCURRENCY``) calls run at once. An authentication error stops the
     run: messages not yet sent are left untouched and counted ``NOT_ATTEMPTED``.
     ``progress(done, total)`` and ``on_outcome(outcome)`` are called in the calling
-    thread. Ctrl-C raises ``StopInterrupted`` once every sent call is recorded.
+    thread. Setting *cancel* (e.g. from a signal handler) sends no new calls, lets those
+    in flight finish and be recorded, counts the rest ``NOT_ATTEMPTED`` and returns a
+    summary with ``interrupted`` set. A ``KeyboardInterrupt`` raises
+    ``StopInterrupted`` once every call made is recorded.
     Raises ``ClickatellConfigurationError`` before anything is sent when settings are
     incomplete.
     """
@@ -266,6 +270,7 @@ def stop_messages(
         summary=summary,
         progress=progress,
         on_outcome=on_outcome,
+        cancel=cancel or threading.Event(),
     )
     reconcile_interrupted()
     executor = (
@@ -275,10 +280,11 @@ def stop_messages(
     )
     try:
         for chunk in _chunks(pks, conf.CHUNK_SIZE):
-            if run.abort.is_set():
-                run.report_many(chunk, Result.NOT_ATTEMPTED, summary.aborted)
+            if run.stopping:
+                run.report_many(chunk, Result.NOT_ATTEMPTED, summary.aborted or "run interrupted")
                 continue
             run.process_chunk(chunk, executor)
+        summary.interrupted = run.cancel.is_set()
     except KeyboardInterrupt:
         summary.interrupted = True
         raise StopInterrupted(summary) from None
@@ -452,7 +458,13 @@ class _Run:
     summary: StopSummary
     progress: ProgressCallback | None
     on_outcome: OutcomeCallback | None
+    cancel: threading.Event
     abort: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def stopping(self) -> bool:
+        """No new calls: the account was rejected, or the caller cancelled the run."""
+        return self.abort.is_set() or self.cancel.is_set()
 
     def report(self, outcome: StopOutcome) -> None:
         self.summary.add(outcome)
@@ -535,7 +547,7 @@ class _Run:
         return claimed, {a.message_id: a for a in attempts}
 
     def _call(self, row: ScheduledMessage, started: set[int]) -> CallResult:
-        if self.abort.is_set():
+        if self.stopping:
             return _NOT_SENT
         started.add(row.pk)
         try:

@@ -87,5 +87,5 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_clickatell_stop": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {"django_clickatell_stop": {"handlers": ["console"], "level": "WARNING"}},
 }

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -217,6 +219,8 @@ class Command(BaseCommand):
             elif options["verbosity"]:
                 self.stdout.write(outcome.describe(), self.style.SUCCESS if outcome.ok else self.style.ERROR)
 
+        cancel = threading.Event()
+        previous_handler = self._install_sigint_handler(cancel)
         try:
             summary = stop_messages(
                 messages,
@@ -224,6 +228,7 @@ class Command(BaseCommand):
                 concurrency=options["concurrency"],
                 on_outcome=on_outcome,
                 progress=progress,
+                cancel=cancel,
             )
         except ClickatellConfigurationError as err:
             raise CommandError(f"Configuration error: {err}", returncode=EXIT_USAGE) from None
@@ -235,9 +240,17 @@ class Command(BaseCommand):
                 returncode=EXIT_INTERRUPTED,
             ) from None
         finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
             if progress is not None:
                 progress.clear()
         self._summary(summary, options)
+        if summary.interrupted:
+            raise CommandError(
+                f"Interrupted after {summary.done - summary.counts[Result.NOT_ATTEMPTED]} of {summary.total} "
+                "messages; every call made is recorded.",
+                returncode=EXIT_INTERRUPTED,
+            )
         if summary.aborted:
             raise CommandError(summary.aborted, returncode=EXIT_USAGE)
         failed = summary.total - sum(summary.counts[r] for r in Result if r.ok)
@@ -245,6 +258,19 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{failed} of {summary.total} messages were not stopped.", returncode=EXIT_NOT_STOPPED
             )
+
+    def _install_sigint_handler(self, cancel: threading.Event) -> Any:
+        """First Ctrl-C: send nothing new, record the calls in flight. Second: stop at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum: int, frame: Any) -> None:
+            if cancel.is_set():
+                raise KeyboardInterrupt
+            cancel.set()
+            self.stderr.write("Interrupted: finishing the calls in flight (Ctrl-C again to abandon them)...")
+
+        return signal.signal(signal.SIGINT, handler)
 
     def _summary(self, summary: StopSummary, options: dict[str, Any]) -> None:
         if options["json"]:
