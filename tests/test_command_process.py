@@ -66,7 +66,7 @@ class Site:
         assert result.returncode == 0, result.stderr
         return ids
 
-    def query(self, sql: str) -> list[tuple]:
+    def query(self, sql: str) -> list[tuple[object, ...]]:
         with sqlite3.connect(self.db) as connection:
             return connection.execute(sql).fetchall()
 
