@@ -176,7 +176,7 @@ class ClickatellClient:
                     delay = self.retry_backoff * 2 ** (tries - 1)
                     logger.warning(
                         "Clickatell stop of %s failed (%s); retry %d in %.2fs",
-                        params,
+                        label,
                         err,
                         tries,
                         delay,
@@ -185,7 +185,7 @@ class ClickatellClient:
                     continue
                 logger.info(
                     "Clickatell stop of %s failed after %d tries: %s",
-                    params,
+                    label,
                     tries,
                     err,
                 )
