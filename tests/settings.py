@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",  # so the live server serves the admin's CSS to the browser tests
     "django_clickatell_stop",
 ]
 

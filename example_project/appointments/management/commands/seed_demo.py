@@ -6,6 +6,7 @@ import json
 import random
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from appointments.models import Appointment
+from django_clickatell_stop.checks import is_loopback
 from django_clickatell_stop.models import ScheduledMessage
 from django_clickatell_stop.services import schedule_message
 
@@ -102,7 +104,7 @@ class Command(BaseCommand):
 
     def _control(self, endpoint: str, data: dict[str, Any]) -> None:
         base_url = settings.CLICKATELL_STOP["BASE_URL"]
-        if base_url != settings.FAKE_GATEWAY_URL:
+        if not is_loopback(urlsplit(base_url).hostname):
             return  # a real gateway: nothing to fake
         request = Request(f"{base_url}/_fake/{endpoint}", data=json.dumps(data).encode(), method="POST")
         with urlopen(request, timeout=5):
