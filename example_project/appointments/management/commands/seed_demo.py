@@ -103,7 +103,7 @@ class Command(BaseCommand):
         self._mark_already_sent()
 
     def _control(self, endpoint: str, data: dict[str, Any]) -> None:
-        base_url = settings.CLICKATELL_STOP["BASE_URL"]
+        base_url = str(settings.CLICKATELL_STOP["BASE_URL"])
         if not is_loopback(urlsplit(base_url).hostname):
             return  # a real gateway: nothing to fake
         request = Request(f"{base_url}/_fake/{endpoint}", data=json.dumps(data).encode(), method="POST")
