@@ -53,7 +53,7 @@ def page() -> Iterator[Any]:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1200, "height": 800})
+        context = browser.new_context(viewport={"width": 1500, "height": 850})
         try:
             yield context.new_page()
         finally:

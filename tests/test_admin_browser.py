@@ -31,6 +31,7 @@ def test_stop_selected_messages_in_the_browser(page, live_server, gw, django_use
     page.fill("#id_password", "support-pw")
     page.click("input[type=submit]")
     page.wait_for_selector("#result_list")
+    page.click("#toggle-nav-sidebar")  # more room for the table in the screenshots
     screenshot(page, "admin-list")
 
     for message in (*targets, done):
