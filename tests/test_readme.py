@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
@@ -24,8 +25,8 @@ SAMPLES = {
 APIMSGID = "f6b9af2a2c9e5b18ee2d257e3def5d66"
 
 
-def run(name: str) -> dict:
-    namespace: dict = {"__name__": f"readme_{name}"}
+def run(name: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": f"readme_{name}"}
     exec(compile(SAMPLES[f"# {name}"], f"README.md:{name}", "exec"), namespace)
     return namespace
 
