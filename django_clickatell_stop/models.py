@@ -166,6 +166,12 @@ class StopAttempt(models.Model):
         help_text=_("Which ID the stop named, e.g. 'apimsgid=…'."),
     )
     started_at = models.DateTimeField(_("started at"), db_index=True)
+    claimed_by = models.CharField(
+        _("claimed by"),
+        max_length=64,
+        blank=True,
+        help_text=_("Host and process that made the call; lets a later run tell that it died."),
+    )
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
     http_status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import os
 import re
+import socket
 import threading
 import uuid
 from collections import Counter
@@ -297,35 +299,69 @@ def stop_messages(
 def reconcile_interrupted(older_than: timedelta | None = None) -> int:
     """Close attempts left ``pending`` by a crashed run; return how many.
 
-    A pending attempt older than ``older_than`` (default: the longest a chunk of calls
-    can take with the current timeouts and retries) belongs to a process that died
-    mid-call: Clickatell may or may not have received it, so the attempt is marked
-    ``interrupted`` and its message ``failed``, ready to be stopped again.
+    A pending attempt belongs to a run that died mid-call when the process that wrote
+    it (``claimed_by``, host and pid) no longer exists on this host, or, for any host,
+    when it is older than ``older_than`` (default: the longest a chunk of calls can
+    take with the current timeouts and retries). Clickatell may or may not have
+    received that call, so the attempt is marked ``interrupted`` and its message
+    ``failed``, ready to be stopped again.
     """
     older_than = older_than if older_than is not None else stale_after()
-    cutoff = timezone.now() - older_than
     now = timezone.now()
+    cutoff = now - older_than
+    # Read without locking first: live runs' pending rows must not be locked here.
+    candidates = StopAttempt.objects.filter(outcome=Outcome.PENDING).values_list(
+        "pk", "claimed_by", "started_at"
+    )
+    stale_pks = [pk for pk, owner, started in candidates if started < cutoff or _owner_is_dead(owner)]
+    if not stale_pks:
+        return 0
     with transaction.atomic():
         stale = list(
             StopAttempt.objects.select_for_update()
-            .filter(outcome=Outcome.PENDING, started_at__lt=cutoff)
+            .filter(pk__in=stale_pks, outcome=Outcome.PENDING)
+            .order_by("pk")
             .values_list("pk", "message_id")
         )
-        if not stale:
-            return 0
-        StopAttempt.objects.filter(pk__in=[pk for pk, _ in stale], outcome=Outcome.PENDING).update(
+        StopAttempt.objects.filter(pk__in=[pk for pk, _ in stale]).update(
             outcome=Outcome.INTERRUPTED,
             finished_at=now,
             error_description="Interrupted: the process stopped before Clickatell's reply was recorded.",
         )
-        ScheduledMessage.objects.filter(pk__in=[m for _, m in stale], state=State.STOPPING).update(
+        message_pks = sorted({m for _, m in stale})
+        _lock_messages(message_pks)
+        ScheduledMessage.objects.filter(pk__in=message_pks, state=State.STOPPING).update(
             state=State.FAILED,
             error_code="",
             error_description="Previous stop was interrupted; stop it again.",
             updated_at=now,
         )
-    logger.warning("Reconciled %d interrupted stop attempt(s)", len(stale))
+    if stale:
+        logger.warning("Reconciled %d interrupted stop attempt(s)", len(stale))
     return len(stale)
+
+
+def _owner() -> str:
+    """Who is making calls: host and pid, so that a later run can tell a dead owner."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname()[:40] or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, but someone else's
+        return False
+    return False
+
+
+def _lock_messages(pks: Sequence[int]) -> None:
+    """Lock rows in pk order before updating them, so concurrent runs cannot deadlock."""
+    list(ScheduledMessage.objects.select_for_update().filter(pk__in=pks).order_by("pk").values_list("pk"))
 
 
 def stale_after() -> timedelta:
@@ -526,6 +562,7 @@ class _Run:
                     )
             if not claimed:
                 return [], {}
+            owner = _owner()
             for row in claimed:
                 row._previous_state = row.state  # type: ignore[attr-defined]
                 row.state = State.STOPPING
@@ -540,6 +577,7 @@ class _Run:
                         user=self.user,
                         sent_id=f"apimsgid={row.apimsgid}" if row.apimsgid else f"climsgid={row.climsgid}",
                         started_at=now,
+                        claimed_by=owner,
                     )
                     for row in claimed
                 ]
@@ -611,6 +649,7 @@ class _Run:
             _apply(row, attempt, result, now)
             sent.append((row, attempt))
         with transaction.atomic():
+            _lock_messages(sorted(row.pk for row in claimed))
             if sent:
                 StopAttempt.objects.bulk_update(
                     [a for _, a in sent],
