@@ -263,6 +263,12 @@ def stop_messages(
     """
     client = client or get_client()
     concurrency = max(1, concurrency or conf.CONCURRENCY)
+    if transaction.get_connection().in_atomic_block:
+        # Our claims and attempts would only commit with the caller's transaction: a crash
+        # mid-run would then lose the record of calls that were made.
+        logger.warning("stop_messages() called inside a transaction: attempts commit only with it")
+    # First, so that messages freed from a crashed run count in this run's selection.
+    reconcile_interrupted()
     pks, total = _pks_and_total(messages)
     summary = StopSummary(total=total)
     run = _Run(
@@ -274,7 +280,6 @@ def stop_messages(
         on_outcome=on_outcome,
         cancel=cancel or threading.Event(),
     )
-    reconcile_interrupted()
     executor = (
         ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="clickatell-stop")
         if concurrency > 1
@@ -531,57 +536,55 @@ class _Run:
 
     def _claim(self, pks: list[int]) -> tuple[list[ScheduledMessage], dict[int, StopAttempt]]:
         now = timezone.now()
+        unclaimed: list[StopOutcome] = []
+        claimed: list[ScheduledMessage] = []
+        attempts: list[StopAttempt] = []
         with transaction.atomic():
             rows = list(ScheduledMessage.objects.select_for_update().filter(pk__in=pks).order_by("pk"))
-            claimed: list[ScheduledMessage] = []
             for row in rows:
-                if row.state in STOPPABLE_STATES:
-                    try:
-                        _validated_ids(row)
-                    except ClickatellInvalidIDError as err:
-                        self.report(self._outcome(row, Result.FAILED, reason=str(err)))
-                        continue
-                    claimed.append(row)
-                elif row.state == State.STOPPED:
-                    self.report(
-                        self._outcome(
-                            row,
-                            Result.ALREADY_STOPPED,
-                            gateway_status=row.gateway_status,
+                if row.state not in STOPPABLE_STATES:
+                    result = Result.ALREADY_STOPPED if row.state == State.STOPPED else Result.SKIPPED
+                    reason = (
+                        ""
+                        if result == Result.ALREADY_STOPPED
+                        else f"not stoppable: {row.get_state_display().lower()}"
+                    )
+                    unclaimed.append(
+                        self._outcome(row, result, reason=reason, gateway_status=row.gateway_status)
+                    )
+                    continue
+                try:
+                    _validated_ids(row)
+                except ClickatellInvalidIDError as err:
+                    unclaimed.append(self._outcome(row, Result.FAILED, reason=str(err)))
+                    continue
+                claimed.append(row)
+            if claimed:
+                owner = _owner()
+                for row in claimed:
+                    row._previous_state = row.state  # type: ignore[attr-defined]
+                    row.state = State.STOPPING
+                ScheduledMessage.objects.filter(
+                    pk__in=[r.pk for r in claimed], state__in=STOPPABLE_STATES
+                ).update(state=State.STOPPING, updated_at=now)
+                attempts = StopAttempt.objects.bulk_create(
+                    [
+                        StopAttempt(
+                            message=row,
+                            trigger=self.trigger,
+                            user=self.user,
+                            sent_id=f"apimsgid={row.apimsgid}"
+                            if row.apimsgid
+                            else f"climsgid={row.climsgid}",
+                            started_at=now,
+                            claimed_by=owner,
                         )
-                    )
-                else:
-                    reason = f"not stoppable: {row.get_state_display().lower()}"
-                    self.report(
-                        self._outcome(
-                            row,
-                            Result.SKIPPED,
-                            reason=reason,
-                            gateway_status=row.gateway_status,
-                        )
-                    )
-            if not claimed:
-                return [], {}
-            owner = _owner()
-            for row in claimed:
-                row._previous_state = row.state  # type: ignore[attr-defined]
-                row.state = State.STOPPING
-            ScheduledMessage.objects.filter(
-                pk__in=[r.pk for r in claimed], state__in=STOPPABLE_STATES
-            ).update(state=State.STOPPING, updated_at=now)
-            attempts = StopAttempt.objects.bulk_create(
-                [
-                    StopAttempt(
-                        message=row,
-                        trigger=self.trigger,
-                        user=self.user,
-                        sent_id=f"apimsgid={row.apimsgid}" if row.apimsgid else f"climsgid={row.climsgid}",
-                        started_at=now,
-                        claimed_by=owner,
-                    )
-                    for row in claimed
-                ]
-            )
+                        for row in claimed
+                    ]
+                )
+        # Callbacks run outside the transaction: a slow one must not hold row locks.
+        for outcome in unclaimed:
+            self.report(outcome)
         return claimed, {a.message_id: a for a in attempts}
 
     def _call(self, row: ScheduledMessage, started: set[int]) -> CallResult:
