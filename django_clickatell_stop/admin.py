@@ -4,9 +4,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
@@ -170,9 +170,15 @@ class ScheduledMessageAdmin(MessageAdminBase):
     ) -> HttpResponse:
         # Django drops an action the user may not run with a vague message; a forged
         # stop gets a plain 403 instead, before anything is sent.
-        forged = request.method == "POST" and request.POST.get("action") == "stop_selected"
-        if forged and not self.has_stop_permission(request):
+        stopping = request.method == "POST" and request.POST.get("action") == "stop_selected"
+        if stopping and not self.has_stop_permission(request):
             raise PermissionDenied
+        if stopping:
+            try:
+                for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                    self.opts.pk.to_python(value)
+            except ValidationError:
+                return HttpResponseBadRequest("Invalid selection.")
         return super().changelist_view(request, extra_context)
 
     def stop_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
