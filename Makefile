@@ -10,6 +10,7 @@ DJANGO ?=
 help:
 	@echo "make demo   - run the example project on http://127.0.0.1:8000 (SQLite + fake gateway)"
 	@echo "make test   - lint, type-check, migrations check and the full test suite with coverage"
+	@echo "make benchmark - bulk stop throughput, queries, memory and rate limit (not part of make test)"
 	@echo "              DATABASE_URL=postgres://postgres@127.0.0.1:5432/test make test  runs it on PostgreSQL"
 
 $(BIN)/.installed: pyproject.toml
@@ -25,7 +26,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy django_clickatell_stop tests
+	$(BIN)/mypy django_clickatell_stop tests benchmarks
 	cd example_project && ../$(BIN)/mypy --config-file mypy.ini appointments demo_site demo.py manage.py
 
 migrations-check: venv
@@ -38,6 +39,9 @@ test: lint typecheck migrations-check pytest
 
 demo: venv
 	$(BIN)/python example_project/demo.py
+
+benchmark: venv
+	$(BIN)/python benchmarks/bulk_stop.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-* .coverage htmlcov build dist *.egg-info

@@ -21,6 +21,7 @@ _NUMBERS = {
     "CONCURRENCY": (1, True),
     "CHUNK_SIZE": (1, True),
     "ADMIN_MAX_SELECTION": (1, True),
+    "MAX_REQUESTS_PER_SECOND": (0.0, False),
 }
 
 
@@ -94,7 +95,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
             )
         )
     for name, (minimum, integral) in _NUMBERS.items():
-        if name not in config:
+        if name not in config or (name == "MAX_REQUESTS_PER_SECOND" and config[name] is None):
             continue
         value = config[name]
         valid = (

@@ -18,7 +18,7 @@ from requests.adapters import HTTPAdapter
 
 from . import __version__
 from .checks import insecure_base_url_problem
-from .conf import conf
+from .conf import DEFAULTS, conf
 from .exceptions import (
     ClickatellAPIError,
     ClickatellAuthenticationError,
@@ -79,6 +79,30 @@ class Credentials:
         return tuple(s for s in (self.password, self.api_id) if s)
 
 
+class RateLimiter:
+    """Spaces requests at most ``rate`` per second across all threads of this process.
+
+    Each caller reserves the next free slot under a lock, then sleeps until it outside
+    the lock, so threads queue in order and the long-run rate is exactly ``rate``.
+    """
+
+    def __init__(self, rate: float, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.interval = 1.0 / rate
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
 class ClickatellClient:
     """Talks to ``{base_url}/http/…``; safe to share between threads."""
 
@@ -93,6 +117,7 @@ class ClickatellClient:
         retry_backoff: float = 0.5,
         pool_size: int = 10,
         allow_insecure_http: bool = False,
+        max_requests_per_second: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         problem = insecure_base_url_problem(base_url, allow_insecure_http)
@@ -105,6 +130,9 @@ class ClickatellClient:
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self._sleep = sleep
+        self.rate_limiter = (
+            RateLimiter(max_requests_per_second, sleep=sleep) if max_requests_per_second else None
+        )
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1), max_retries=0)
@@ -131,6 +159,7 @@ class ClickatellClient:
             retry_backoff=conf.RETRY_BACKOFF,
             pool_size=max(conf.CONCURRENCY, 10),
             allow_insecure_http=conf.ALLOW_INSECURE_HTTP,
+            max_requests_per_second=conf.MAX_REQUESTS_PER_SECOND,
         )
 
     def close(self) -> None:
@@ -228,6 +257,8 @@ class ClickatellClient:
 
     def _post(self, command: str, params: dict[str, str]) -> _Response:
         url = f"{self.base_url}/http/{command}"
+        if self.rate_limiter is not None:
+            self.rate_limiter.wait()
         try:
             response = self.session.post(
                 url,
@@ -259,21 +290,7 @@ _client: tuple[tuple[object, ...], ClickatellClient] | None = None
 def get_client() -> ClickatellClient:
     """The process-wide client for the current settings (rebuilt when they change)."""
     global _client
-    key = tuple(
-        getattr(conf, name)
-        for name in (
-            "BASE_URL",
-            "USER",
-            "PASSWORD",
-            "API_ID",
-            "CONNECT_TIMEOUT",
-            "TIMEOUT",
-            "MAX_RETRIES",
-            "RETRY_BACKOFF",
-            "CONCURRENCY",
-            "ALLOW_INSECURE_HTTP",
-        )
-    )
+    key = tuple(getattr(conf, name) for name in DEFAULTS)
     with _client_lock:
         if _client is None or _client[0] != key:
             if _client is not None:

@@ -21,8 +21,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RETRIES": 2,
     "RETRY_BACKOFF": 0.5,
     "CONCURRENCY": 4,
-    "CHUNK_SIZE": 100,
+    "CHUNK_SIZE": 500,
     "ADMIN_MAX_SELECTION": 1000,
+    "MAX_REQUESTS_PER_SECOND": None,
 }
 
 
@@ -79,6 +80,11 @@ class Settings:
     @property
     def ADMIN_MAX_SELECTION(self) -> int:
         return int(self._get("ADMIN_MAX_SELECTION"))
+
+    @property
+    def MAX_REQUESTS_PER_SECOND(self) -> float | None:
+        value = self._get("MAX_REQUESTS_PER_SECOND")
+        return float(value) if value else None
 
 
 conf = Settings()

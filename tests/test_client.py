@@ -275,3 +275,40 @@ def test_connections_are_kept_alive(gateway):
     ports = {call.headers.get("Connection") for call in gateway.calls}
     assert ports == {"keep-alive"}
     assert elapsed < 5  # a generous sanity bound; the benchmark measures the real figure
+
+
+def test_rate_limiter_spaces_requests_across_threads():
+    import threading
+
+    from django_clickatell_stop.client import RateLimiter
+
+    limiter = RateLimiter(200)
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def worker():
+        for _ in range(10):
+            limiter.wait()
+            with lock:
+                stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stamps.sort()
+    elapsed = stamps[-1] - stamps[0]
+    assert len(stamps) == 80
+    assert elapsed >= 79 / 200 * 0.95  # never faster than the limit (the benchmark measures accuracy)
+    with pytest.raises(ValueError):
+        RateLimiter(0)
+
+
+def test_client_uses_the_rate_limit(gateway):
+    gateway.add_message(APIMSGID)
+    client = make_client(gateway, max_requests_per_second=50)
+    started = time.monotonic()
+    for _ in range(6):
+        client.stop(apimsgid=APIMSGID)
+    assert time.monotonic() - started >= 5 / 50 * 0.95

@@ -447,3 +447,14 @@ def test_concurrent_stops_of_the_same_message_record_one_stop():
 
 def test_user_model_is_swappable_friendly():
     assert StopAttempt._meta.get_field("user").related_model is get_user_model()
+
+
+@pytest.mark.parametrize("n", [100, 1000])
+def test_queries_are_per_chunk_not_per_message(gw, n, django_assert_max_num_queries):
+    ScheduledMessage.objects.bulk_create([ScheduledMessage(apimsgid=hexid(i)) for i in range(1, n + 1)])
+    gw.accept_any_id = True
+    # SQLite splits bulk writes into batches of 999 parameters; PostgreSQL writes each in one.
+    per_chunk = 25 if connection.vendor == "sqlite" else 8
+    with django_assert_max_num_queries(8 + per_chunk * (-(-n // 500))):
+        summary = stop_messages(ScheduledMessage.objects.all(), concurrency=8)
+    assert summary.counts == {Result.STOPPED: n}
