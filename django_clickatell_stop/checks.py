@@ -22,7 +22,9 @@ _NUMBERS = {
     "CHUNK_SIZE": (1, True),
     "ADMIN_MAX_SELECTION": (1, True),
     "MAX_REQUESTS_PER_SECOND": (0.0, False),
+    "SESSION_REFRESH_SECONDS": (0.0, False),
 }
+_CHOICES = {"TRANSPORT": ("http", "rest"), "AUTH": ("password", "session")}
 
 
 def is_loopback(host: str | None) -> bool:
@@ -70,7 +72,17 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
                 id="django_clickatell_stop.W002",
             )
         )
-    missing = [name for name in ("USER", "PASSWORD", "API_ID") if not config.get(name)]
+    for name, choices in _CHOICES.items():
+        if config.get(name, DEFAULTS[name]) not in choices:
+            messages.append(
+                Error(
+                    f"CLICKATELL_STOP['{name}'] must be one of {', '.join(map(repr, choices))}.",
+                    hint=f"The default is {DEFAULTS[name]!r}.",
+                    id="django_clickatell_stop.E004",
+                )
+            )
+    needed = ("TOKEN",) if config.get("TRANSPORT") == "rest" else ("USER", "PASSWORD", "API_ID")
+    missing = [name for name in needed if not config.get(name)]
     if missing:
         messages.append(
             Warning(

@@ -10,8 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -25,10 +29,13 @@ from .exceptions import (
     ClickatellConfigurationError,
     ClickatellStopError,
     ClickatellTransportError,
+    ClickatellUnsupportedError,
 )
 from .parsing import (
     SendReply,
     StopReply,
+    parse_auth_reply,
+    parse_rest_stop_reply,
     parse_send_reply,
     parse_stop_reply,
     truncate,
@@ -40,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = f"django-clickatell-stop/{__version__} python-requests/{requests.__version__}"
 REDACTED = "[redacted]"
+#: ERR 003 (session ID expired) and 005 (missing session ID): get a new session, retry once.
+SESSION_ERRORS = frozenset({3, 5})
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +112,25 @@ class RateLimiter:
             self._sleep(slot - now)
 
 
-class ClickatellClient:
-    """Talks to ``{base_url}/http/…``; safe to share between threads."""
+class Transport(Protocol):
+    """One way of talking to Clickatell. The services only ever use these methods."""
+
+    def stop(self, *, apimsgid: str | None = None, climsgid: str | None = None) -> StopResult: ...
+
+    def send(self, params: dict[str, str]) -> SendResult: ...
+
+    def redact(self, text: str) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class BaseTransport:
+    """What every transport shares: pooled session, timeouts, rate limit, retries, redaction."""
 
     def __init__(
         self,
         *,
         base_url: str,
-        credentials: Credentials,
         connect_timeout: float = 5.0,
         timeout: float = 10.0,
         max_retries: int = 2,
@@ -124,7 +144,6 @@ class ClickatellClient:
         if problem:
             raise ClickatellConfigurationError(problem)
         self.base_url = base_url.rstrip("/")
-        self.credentials = credentials
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.max_retries = max_retries
@@ -139,45 +158,26 @@ class ClickatellClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
-    @classmethod
-    def from_settings(cls) -> ClickatellClient:
-        """A client configured from ``settings.CLICKATELL_STOP``.
-
-        Raises ``ClickatellConfigurationError`` when credentials are missing or the
-        base URL is unsafe.
-        """
-        credentials = Credentials(user=conf.USER, password=conf.PASSWORD, api_id=conf.API_ID)
-        missing = [name for name in ("USER", "PASSWORD", "API_ID") if not getattr(conf, name)]
-        if missing:
-            raise ClickatellConfigurationError(f"CLICKATELL_STOP is missing {', '.join(missing)}.")
-        return cls(
-            base_url=conf.BASE_URL,
-            credentials=credentials,
-            connect_timeout=conf.CONNECT_TIMEOUT,
-            timeout=conf.TIMEOUT,
-            max_retries=conf.MAX_RETRIES,
-            retry_backoff=conf.RETRY_BACKOFF,
-            pool_size=max(conf.CONCURRENCY, 10),
-            allow_insecure_http=conf.ALLOW_INSECURE_HTTP,
-            max_requests_per_second=conf.MAX_REQUESTS_PER_SECOND,
-        )
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return ()
 
     def close(self) -> None:
         self.session.close()
 
     def redact(self, text: str) -> str:
         """*text* with every credential replaced by ``[redacted]``."""
-        for secret in self.credentials.secrets:
+        for secret in self.secrets:
             text = text.replace(secret, REDACTED)
         return text
 
     def stop(self, *, apimsgid: str | None = None, climsgid: str | None = None) -> StopResult:
         """Ask Clickatell to stop one message, by apimsgid when given, else by climsgid.
 
-        Returns a ``StopResult`` for any ``ID: … Status: …`` reply, whether or not the
-        status is 006. Raises ``ClickatellInvalidIDError`` before sending anything for a
-        malformed ID, and after retries ``ClickatellTransportError``,
-        ``ClickatellAPIError`` (and subclasses) or ``ClickatellReplyParseError``.
+        Returns a ``StopResult`` for any status reply, whether or not it is 006. Raises
+        ``ClickatellInvalidIDError`` before sending anything for a malformed ID, and
+        after retries ``ClickatellTransportError``, ``ClickatellAPIError`` (and
+        subclasses) or ``ClickatellReplyParseError``.
         """
         if apimsgid:
             params = {"apimsgid": validate_apimsgid(apimsgid)}
@@ -190,34 +190,28 @@ class ClickatellClient:
         expected = tuple(i for i in (apimsgid, climsgid) if i)
         label = "&".join(f"{key}={value}" for key, value in params.items())
         tries = 0
+        recovered = False
         while True:
             tries += 1
-            response: _Response | None = None
             try:
-                response = self._post("delmsg", params)
-                reply = parse_stop_reply(response.text, expected_ids=expected)
+                reply, response = self._stop_once(params, expected)
             except ClickatellStopError as err:
                 err.apimsgid, err.climsgid = apimsgid, climsgid
-                if response is not None and err.http_status is None:
-                    err.http_status = response.http_status
                 self._scrub(err)
+                if not recovered and self._recover(err):
+                    recovered = True  # e.g. a new session: once per stop, not counted as a retry
+                    tries -= 1
+                    continue
                 if self._should_retry(err, tries):
-                    delay = self.retry_backoff * 2 ** (tries - 1)
+                    delay = max(
+                        self.retry_backoff * 2 ** (tries - 1), getattr(err, "retry_after", None) or 0.0
+                    )
                     logger.warning(
-                        "Clickatell stop of %s failed (%s); retry %d in %.2fs",
-                        label,
-                        err,
-                        tries,
-                        delay,
+                        "Clickatell stop of %s failed (%s); retry %d in %.2fs", label, err, tries, delay
                     )
                     self._sleep(delay)
                     continue
-                logger.info(
-                    "Clickatell stop of %s failed after %d tries: %s",
-                    label,
-                    tries,
-                    err,
-                )
+                logger.info("Clickatell stop of %s failed after %d tries: %s", label, tries, err)
                 raise
             logger.info("Clickatell stop of %s: status %s", label, reply.status_display)
             return StopResult(
@@ -228,18 +222,18 @@ class ClickatellClient:
             )
 
     def send(self, params: dict[str, str]) -> SendResult:
-        """Send one ``sendmsg`` call (never retried: a retry could send the SMS twice)."""
-        try:
-            response = self._post("sendmsg", params)
-            reply = parse_send_reply(response.text)
-        except ClickatellStopError as err:
-            self._scrub(err)
-            raise
-        return SendResult(
-            reply=reply,
-            http_status=response.http_status,
-            raw_reply=self._stored(response.text),
+        raise ClickatellUnsupportedError(
+            f"{type(self).__name__} cannot schedule messages; use TRANSPORT 'http'."
         )
+
+    # -- for subclasses ---------------------------------------------------------------
+
+    def _stop_once(self, params: dict[str, str], expected: tuple[str, ...]) -> tuple[StopReply, _Response]:
+        raise NotImplementedError
+
+    def _recover(self, err: ClickatellStopError) -> bool:
+        """Fix what *err* says is wrong (e.g. an expired session); True to try again at once."""
+        return False
 
     def _should_retry(self, err: ClickatellStopError, tries: int) -> bool:
         if tries > self.max_retries or isinstance(err, ClickatellAuthenticationError):
@@ -255,39 +249,238 @@ class ClickatellClient:
             err.raw_reply = truncate(self.redact(err.raw_reply))
         err.args = (err.message,)
 
-    def _post(self, command: str, params: dict[str, str]) -> _Response:
-        url = f"{self.base_url}/http/{command}"
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         if self.rate_limiter is not None:
             self.rate_limiter.wait()
         try:
-            response = self.session.post(
-                url,
-                data={**self.credentials.as_form(), **params},
-                timeout=(self.connect_timeout, self.timeout),
-                allow_redirects=False,
+            response = self.session.request(
+                method, url, timeout=(self.connect_timeout, self.timeout), allow_redirects=False, **kwargs
             )
-            text = response.text
+            response.text  # noqa: B018 - read the body inside the try: a reset mid-body is a transport error
         except requests.Timeout as err:
             raise ClickatellTransportError(f"Timeout talking to Clickatell ({url})") from err
         except requests.RequestException as err:
             raise ClickatellTransportError(
                 f"Connection to Clickatell failed ({url}): {type(err).__name__}"
             ) from err
+        return response
+
+
+class ClickatellClient(BaseTransport):
+    """The legacy HTTP/S API (``{base_url}/http/…``), with password or session auth.
+
+    With ``session_auth``, one ``auth`` call gets a session ID that every later call
+    sends instead of the password; threads share it (one ``auth`` call however many
+    start at once), it is renewed before Clickatell's 15-minute idle expiry, and an
+    expired one (ERR 003 / 005) is replaced once and the call retried.
+    """
+
+    def __init__(
+        self,
+        *,
+        credentials: Credentials,
+        session_auth: bool = False,
+        session_refresh_after: float = 720.0,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.credentials = credentials
+        self.session_auth = session_auth
+        self.session_refresh_after = session_refresh_after
+        self._clock = clock
+        self._session_lock = threading.Lock()
+        self._session_id: str | None = None
+        self._session_used = 0.0
+        self._old_session_ids: deque[str] = deque(maxlen=16)
+
+    @classmethod
+    def from_settings(cls) -> ClickatellClient:
+        """A client configured from ``settings.CLICKATELL_STOP`` (see ``build_transport``)."""
+        transport = build_transport()
+        if not isinstance(transport, ClickatellClient):
+            raise ClickatellConfigurationError("CLICKATELL_STOP['TRANSPORT'] is not 'http'.")
+        return transport
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        session_ids = tuple(self._old_session_ids) + ((self._session_id,) if self._session_id else ())
+        return self.credentials.secrets + session_ids
+
+    def send(self, params: dict[str, str]) -> SendResult:
+        """Send one ``sendmsg`` call (never retried: a retry could send the SMS twice)."""
+        try:
+            response = self._post("sendmsg", params)
+            reply = parse_send_reply(response.text)
+        except ClickatellStopError as err:
+            self._scrub(err)
+            raise
+        return SendResult(
+            reply=reply, http_status=response.http_status, raw_reply=self._stored(response.text)
+        )
+
+    def _stop_once(self, params: dict[str, str], expected: tuple[str, ...]) -> tuple[StopReply, _Response]:
+        form = self._auth_form()
+        response = self._raw_post("delmsg", {**form, **params})
+        try:
+            return parse_stop_reply(response.text, expected_ids=expected), response
+        except ClickatellStopError as err:
+            err.http_status = response.http_status
+            err.session_id = form.get("session_id")  # type: ignore[attr-defined]
+            raise
+
+    def _recover(self, err: ClickatellStopError) -> bool:
+        if self.session_auth and isinstance(err, ClickatellAPIError) and err.code in SESSION_ERRORS:
+            self._drop_session(getattr(err, "session_id", None))
+            return True
+        return False
+
+    # -- auth ---------------------------------------------------------------------
+
+    def _auth_form(self) -> dict[str, str]:
+        if not self.session_auth:
+            return self.credentials.as_form()
+        with self._session_lock:
+            idle = self._clock() - self._session_used
+            if self._session_id is None or idle >= self.session_refresh_after:
+                # Renew before Clickatell's idle expiry instead of failing first.
+                self._drop_session_locked()
+                self._session_id = self._authenticate()
+            self._session_used = self._clock()
+            return {"session_id": self._session_id}
+
+    def _authenticate(self) -> str:
+        response = self._raw_post("auth", self.credentials.as_form())
+        try:
+            session_id = parse_auth_reply(response.text)
+        except ClickatellStopError as err:
+            err.http_status = response.http_status
+            self._scrub(err)
+            raise
+        logger.info("Clickatell session started")
+        return session_id
+
+    def _drop_session(self, session_id: str | None) -> None:
+        with self._session_lock:
+            # Only the session that failed: threads that saw it fail together renew once.
+            if session_id is None or session_id == self._session_id:
+                self._drop_session_locked()
+
+    def _drop_session_locked(self) -> None:
+        if self._session_id is not None:
+            self._old_session_ids.append(self._session_id)
+        self._session_id = None
+
+    def _post(self, command: str, params: dict[str, str]) -> _Response:
+        return self._raw_post(command, {**self._auth_form(), **params})
+
+    def _raw_post(self, command: str, data: dict[str, str]) -> _Response:
+        url = f"{self.base_url}/http/{command}"
+        response = self._request("POST", url, data=data)
         if not 200 <= response.status_code < 300:
             error_class = ClickatellTransportError if response.status_code >= 500 else ClickatellAPIError
             raise error_class(
                 f"Clickatell answered HTTP {response.status_code}",
                 http_status=response.status_code,
-                raw_reply=truncate(text.strip()),
+                raw_reply=truncate(self.redact(response.text.strip())),
             )
-        return _Response(http_status=response.status_code, text=text)
+        return _Response(http_status=response.status_code, text=response.text)
+
+
+class RestTransport(BaseTransport):
+    """The legacy REST API: ``DELETE {base_url}/rest/message/{apimsgid}`` with a bearer token.
+
+    It has no way to stop by climsgid: such a stop raises ``ClickatellUnsupportedError``
+    without sending anything. HTTP 429 and 503 are retried, honouring ``Retry-After``.
+    """
+
+    def __init__(self, *, token: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.token = token
+        self.session.headers.update(
+            {"Authorization": f"Bearer {token}", "X-Version": "1", "Accept": "application/json"}
+        )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.token,) if self.token else ()
+
+    def _stop_once(self, params: dict[str, str], expected: tuple[str, ...]) -> tuple[StopReply, _Response]:
+        apimsgid = params.get("apimsgid")
+        if not apimsgid:
+            raise ClickatellUnsupportedError(
+                "The REST API cannot stop a message by climsgid; track its apimsgid, or use TRANSPORT 'http'."
+            )
+        response = self._request("DELETE", f"{self.base_url}/rest/message/{apimsgid}")
+        text = response.text
+        try:
+            reply = parse_rest_stop_reply(response.status_code, text, expected_ids=expected)
+        except ClickatellTransportError as err:
+            err.retry_after = _retry_after(response.headers.get("Retry-After"))
+            raise
+        return reply, _Response(http_status=response.status_code, text=text)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), capped at 5 minutes."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), 300.0)
+
+
+def build_transport() -> Transport:
+    """The transport that ``settings.CLICKATELL_STOP`` asks for.
+
+    Raises ``ClickatellConfigurationError`` when credentials are missing, the base URL
+    is unsafe, or ``TRANSPORT`` / ``AUTH`` hold unknown values.
+    """
+    common: dict[str, Any] = {
+        "base_url": conf.BASE_URL,
+        "connect_timeout": conf.CONNECT_TIMEOUT,
+        "timeout": conf.TIMEOUT,
+        "max_retries": conf.MAX_RETRIES,
+        "retry_backoff": conf.RETRY_BACKOFF,
+        "pool_size": max(conf.CONCURRENCY, 10),
+        "allow_insecure_http": conf.ALLOW_INSECURE_HTTP,
+        "max_requests_per_second": conf.MAX_REQUESTS_PER_SECOND,
+    }
+    if conf.TRANSPORT == "rest":
+        if not conf.TOKEN:
+            raise ClickatellConfigurationError(
+                "CLICKATELL_STOP is missing TOKEN (needed with TRANSPORT 'rest')."
+            )
+        return RestTransport(token=conf.TOKEN, **common)
+    if conf.TRANSPORT != "http":
+        raise ClickatellConfigurationError(
+            f"Unknown CLICKATELL_STOP['TRANSPORT'] {conf.TRANSPORT!r}: 'http' or 'rest'."
+        )
+    if conf.AUTH not in ("password", "session"):
+        raise ClickatellConfigurationError(
+            f"Unknown CLICKATELL_STOP['AUTH'] {conf.AUTH!r}: 'password' or 'session'."
+        )
+    missing = [name for name in ("USER", "PASSWORD", "API_ID") if not getattr(conf, name)]
+    if missing:
+        raise ClickatellConfigurationError(f"CLICKATELL_STOP is missing {', '.join(missing)}.")
+    return ClickatellClient(
+        credentials=Credentials(user=conf.USER, password=conf.PASSWORD, api_id=conf.API_ID),
+        session_auth=conf.AUTH == "session",
+        session_refresh_after=conf.SESSION_REFRESH_SECONDS,
+        **common,
+    )
 
 
 _client_lock = threading.Lock()
-_client: tuple[tuple[object, ...], ClickatellClient] | None = None
+_client: tuple[tuple[object, ...], Transport] | None = None
 
 
-def get_client() -> ClickatellClient:
+def get_client() -> Transport:
     """The process-wide client for the current settings (rebuilt when they change)."""
     global _client
     key = tuple(getattr(conf, name) for name in DEFAULTS)
@@ -295,5 +488,5 @@ def get_client() -> ClickatellClient:
         if _client is None or _client[0] != key:
             if _client is not None:
                 _client[1].close()
-            _client = (key, ClickatellClient.from_settings())
+            _client = (key, build_transport())
         return _client[1]

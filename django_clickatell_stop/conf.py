@@ -11,9 +11,13 @@ from typing import Any
 from django.conf import settings
 
 DEFAULTS: dict[str, Any] = {
+    "TRANSPORT": "http",
+    "AUTH": "password",
     "USER": "",
     "PASSWORD": "",
     "API_ID": "",
+    "TOKEN": "",
+    "SESSION_REFRESH_SECONDS": 720.0,
     "BASE_URL": "https://api.clickatell.com",
     "ALLOW_INSECURE_HTTP": False,
     "CONNECT_TIMEOUT": 5.0,
@@ -32,6 +36,22 @@ class Settings:
 
     def _get(self, name: str) -> Any:
         return getattr(settings, "CLICKATELL_STOP", {}).get(name, DEFAULTS[name])
+
+    @property
+    def TRANSPORT(self) -> str:
+        return str(self._get("TRANSPORT"))
+
+    @property
+    def AUTH(self) -> str:
+        return str(self._get("AUTH"))
+
+    @property
+    def TOKEN(self) -> str:
+        return str(self._get("TOKEN"))
+
+    @property
+    def SESSION_REFRESH_SECONDS(self) -> float:
+        return float(self._get("SESSION_REFRESH_SECONDS"))
 
     @property
     def USER(self) -> str:

@@ -57,7 +57,12 @@ class ClickatellStopError(Exception):
 
 
 class ClickatellTransportError(ClickatellStopError):
-    """No usable HTTP answer: connection refused or reset, timeout, HTTP 5xx."""
+    """No usable HTTP answer: connection refused or reset, timeout, HTTP 5xx or 429.
+
+    ``retry_after`` is the delay Clickatell asked for (``Retry-After``), in seconds.
+    """
+
+    retry_after: float | None = None
 
     @property
     def transient(self) -> bool:
@@ -135,6 +140,10 @@ class ClickatellAuthenticationError(ClickatellAPIError):
 
 class ClickatellUnknownMessageError(ClickatellAPIError):
     """Clickatell does not know the message ID (ERR 103 / 104)."""
+
+
+class ClickatellUnsupportedError(ClickatellStopError):
+    """The configured transport cannot do this (e.g. stop by climsgid over REST); nothing sent."""
 
 
 class ClickatellValidationError(ClickatellStopError, ValueError):

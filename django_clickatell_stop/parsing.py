@@ -7,6 +7,7 @@ the input (this is property-tested).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from .exceptions import (
     ClickatellInvalidIDError,
     ClickatellReplyMismatchError,
     ClickatellReplyParseError,
+    ClickatellTransportError,
 )
 
 #: How much of a reply is kept for diagnosis.
@@ -125,6 +127,72 @@ def parse_send_reply(text: str) -> SendReply:
     if match is None:
         raise ClickatellReplyParseError("Unreadable reply from Clickatell", raw_reply=truncate(text))
     return SendReply(apimsgid=match["id"])
+
+
+_AUTH_RE = re.compile(r"OK:[ \t]*(?P<session_id>[A-Za-z0-9]{16,64})")
+
+
+def parse_auth_reply(text: str) -> str:
+    """Parse an ``auth`` reply body; return the session ID (``OK: <session_id>``)."""
+    line = _single_line(text)
+    _raise_for_error_line(line, text)
+    match = _AUTH_RE.fullmatch(line)
+    if match is None:
+        # Never echo the body: it may hold a session ID.
+        raise ClickatellReplyParseError("Unreadable reply from Clickatell to auth", raw_reply="[not kept]")
+    return match["session_id"]
+
+
+def parse_rest_stop_reply(http_status: int, text: str, *, expected_ids: Collection[str] = ()) -> StopReply:
+    """Parse a legacy REST ``DELETE /rest/message/{apimsgid}`` reply (JSON).
+
+    Returns a ``StopReply`` for ``{"data": {"messageStatus": …, "apiMessageId": …}}``.
+    Raises ``ClickatellTransportError`` for HTTP 429 and 5xx (transient),
+    ``ClickatellAPIError`` (or subclasses) for ``{"error": {"code": …}}``, and
+    ``ClickatellReplyParseError`` for anything else.
+    """
+    raw = truncate(text.strip()) if isinstance(text, str) else ""
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError):
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    if http_status == 429 or http_status >= 500:
+        detail = (
+            f": {error.get('description')}" if isinstance(error, dict) and error.get("description") else ""
+        )
+        raise ClickatellTransportError(
+            f"Clickatell answered HTTP {http_status}{detail}", http_status=http_status, raw_reply=raw
+        )
+    if isinstance(error, dict):
+        try:
+            code = int(str(error.get("code")))
+        except ValueError:
+            raise ClickatellReplyParseError(
+                "Unreadable error from Clickatell", http_status=http_status, raw_reply=raw
+            ) from None
+        raise ClickatellAPIError.from_reply(
+            code, str(error.get("description") or "").strip(), http_status=http_status, raw_reply=raw
+        )
+    payload = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(payload, dict) or not 200 <= http_status < 300:
+        raise ClickatellReplyParseError(
+            "Unreadable reply from Clickatell", http_status=http_status, raw_reply=raw
+        )
+    try:
+        status_code = int(str(payload.get("messageStatus")))
+    except ValueError:
+        raise ClickatellReplyParseError(
+            "Reply has no message status", http_status=http_status, raw_reply=raw
+        ) from None
+    message_id = str(payload.get("apiMessageId") or "")
+    if expected_ids and message_id.lower() not in {i.lower() for i in expected_ids}:
+        raise ClickatellReplyMismatchError(
+            f"Reply is for message {message_id or '(none)'}, not for {', '.join(sorted(expected_ids))}",
+            http_status=http_status,
+            raw_reply=raw,
+        )
+    return StopReply(message_id=message_id, status_code=status_code)
 
 
 def format_stop_reply(reply: StopReply) -> str:

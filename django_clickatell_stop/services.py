@@ -28,7 +28,7 @@ from django.db import connections, router, transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
-from .client import ClickatellClient, StopResult, get_client
+from .client import StopResult, Transport, get_client
 from .codes import UNKNOWN_MESSAGE_ERRORS, MessageStatus, format_code
 from .conf import conf
 from .exceptions import (
@@ -201,7 +201,7 @@ def stop_message(
     *,
     trigger: str = Trigger.SERVICE,
     user: AbstractBaseUser | AnonymousUser | None = None,
-    client: ClickatellClient | None = None,
+    client: Transport | None = None,
 ) -> StopAttempt:
     """Stop one message and return the ``StopAttempt`` that records it.
 
@@ -243,7 +243,7 @@ def stop_messages(
     trigger: str = Trigger.SERVICE,
     user: AbstractBaseUser | AnonymousUser | None = None,
     concurrency: int | None = None,
-    client: ClickatellClient | None = None,
+    client: Transport | None = None,
     progress: ProgressCallback | None = None,
     on_outcome: OutcomeCallback | None = None,
     cancel: threading.Event | None = None,
@@ -387,7 +387,7 @@ def schedule_message(
     send_at: datetime,
     *,
     climsgid: str | None = None,
-    client: ClickatellClient | None = None,
+    client: Transport | None = None,
 ) -> ScheduledMessage:
     """Schedule an SMS with Clickatell's ``sendmsg`` and track it; return the new message.
 
@@ -500,7 +500,7 @@ class _Batch:
 
 @dataclass
 class _Run:
-    client: ClickatellClient
+    client: Transport
     trigger: str
     user: Any
     summary: StopSummary

@@ -44,6 +44,7 @@ def test_concurrent_runs_stop_each_message_exactly_once():
             "CLICKATELL_PASSWORD": gw.password,
             "CLICKATELL_API_ID": gw.api_id,
             "CLICKATELL_BASE_URL": gw.url,
+            "CLICKATELL_CHUNK_SIZE": "50",  # small claims, so that the runs interleave
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)  # the example project's own settings
         command = [sys.executable, str(MANAGE), "stopmessage", "--all-scheduled", "--yes", "--json"]

@@ -9,7 +9,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -71,7 +71,8 @@ class Call:
 
     @property
     def command(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
+        """``delmsg``, ``auth``, … for the HTTP API; ``rest`` for the REST API."""
+        return "rest" if self.path.startswith("/rest/message/") else self.path.rsplit("/", 1)[-1]
 
     @property
     def params(self) -> dict[str, str]:
@@ -89,6 +90,8 @@ class Fault:
     body: str = ""
     delay: float = 0.0
     code: int = ErrorCode.INTERNAL_ERROR
+    #: Extra response headers, e.g. ``{"Retry-After": "2"}``.
+    headers: dict[str, str] = field(default_factory=dict)
     #: Only for requests that name this ID (apimsgid or climsgid); None: any request.
     message_id: str | None = None
 
@@ -114,13 +117,17 @@ class FakeGateway:
         user: str = "fake-user",
         password: str = "fake-password-3e1d",
         api_id: str = "3456789",
+        token: str = "fake-rest-token-5b7c",
         host: str = "127.0.0.1",
         port: int = 0,
         latency: float = 0.0,
         clock: Callable[[], float] = time.time,
         accept_any_id: bool = False,
     ) -> None:
-        self.user, self.password, self.api_id = user, password, api_id
+        self.user, self.password, self.api_id, self.token = user, password, api_id, token
+        #: Session ID -> gateway-clock time of its last use; idle sessions expire.
+        self.sessions: dict[str, float] = {}
+        self.session_idle_timeout = 15 * 60.0
         self.host, self.port = host, port
         self.latency = latency
         self._clock = clock
@@ -172,6 +179,7 @@ class FakeGateway:
             "USER": self.user,
             "PASSWORD": self.password,
             "API_ID": self.api_id,
+            "TOKEN": self.token,
             "BASE_URL": self.url,
             "RETRY_BACKOFF": 0.01,
             **extra,
@@ -235,6 +243,7 @@ class FakeGateway:
             self.calls.clear()
             self.faults.clear()
             self.replies.clear()
+            self.sessions.clear()
             self._offset = 0.0
 
     # -- request handling (called from the server's threads) -----------------------
@@ -334,6 +343,34 @@ class FakeGateway:
             message.state = "delivered"
         return f"ID: {message.apimsgid}"
 
+    def rest_answer(self, method: str, apimsgid: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """HTTP status and JSON body of the legacy REST API for ``/rest/message/{apimsgid}``."""
+
+        def error(status: int, code: int, description: str) -> tuple[int, dict[str, Any]]:
+            body = {
+                "code": f"{code:03d}",
+                "description": description,
+                "documentation": "https://example.invalid/",
+            }
+            return status, {"error": body}
+
+        if headers.get("Authorization") != f"Bearer {self.token}":
+            return error(401, ErrorCode.AUTHENTICATION_FAILED, "Authentication failed")
+        if headers.get("X-Version") != "1" or method != "DELETE":
+            return error(400, ErrorCode.INVALID_OR_MISSING_PARAMETERS, "Invalid or missing parameters")
+        with self.lock:
+            message = self.messages.get(apimsgid.lower())
+            if message is None and self.accept_any_id and APIMSGID_RE.fullmatch(apimsgid):
+                message = self.add_message(apimsgid)
+            if message is None:
+                return error(404, ErrorCode.UNKNOWN_API_MESSAGE_ID, "Unknown API message ID")
+            self._deliver_if_due(message)
+            status = _STOP_STATUS[message.state]
+            if status == MessageStatus.USER_CANCELLED:
+                message.state = "stopped"
+        data = {"messageStatus": f"{status:03d}", "description": status.description, "apiMessageId": apimsgid}
+        return 200, {"data": data}
+
     def snapshot(self) -> dict[str, Any]:
         """Calls and messages as JSON-able data (for the control endpoint)."""
         with self.lock:
@@ -398,8 +435,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
         with gateway.lock:
             gateway.calls.append(call)
-        command = parts.path.rsplit("/", 1)[-1]
-        params = call.params
+        rest = parts.path.startswith("/rest/message/")
+        command = "rest" if rest else parts.path.rsplit("/", 1)[-1]
+        params = {"apimsgid": parts.path.rsplit("/", 1)[-1]} if rest else call.params
         if gateway.latency:
             time.sleep(gateway.latency)
         fault = gateway._take_fault(command, params)
@@ -407,7 +445,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "latency":
                 time.sleep(fault.delay)
             elif fault.kind == "http":
-                self._send(fault.status, fault.body)
+                self._send(fault.status, fault.body, headers=fault.headers)
                 return
             elif fault.kind == "body":
                 self._send(200, fault.body)
@@ -429,6 +467,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.close_connection = True
                 return
+        if rest:
+            status, payload = gateway.rest_answer(self.command, params["apimsgid"], dict(self.headers))
+            self._send(status, json.dumps(payload), "application/json")
+            return
         if not parts.path.startswith("/http/"):
             self._send(404, "Not found")
             return
@@ -460,9 +502,17 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, "Not found")
 
-    def _send(self, status: int, text: str, content_type: str = "text/html; charset=utf-8") -> None:
+    def _send(
+        self,
+        status: int,
+        text: str,
+        content_type: str = "text/html; charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         payload = text.encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()

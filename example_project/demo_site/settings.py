@@ -80,7 +80,8 @@ CLICKATELL_STOP = {
     "BASE_URL": os.environ.get("CLICKATELL_BASE_URL", FAKE_GATEWAY_URL),
     "TIMEOUT": 10.0,
     "MAX_RETRIES": 2,
-    "CONCURRENCY": 8,
+    "CONCURRENCY": int(os.environ.get("CLICKATELL_CONCURRENCY", "8")),
+    "CHUNK_SIZE": int(os.environ.get("CLICKATELL_CHUNK_SIZE", "500")),
 }
 
 LOGGING = {
