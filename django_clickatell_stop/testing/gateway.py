@@ -280,8 +280,24 @@ class FakeGateway:
 
     def answer(self, command: str, params: dict[str, str]) -> str:
         """The body Clickatell would send for *command* with *params*."""
-        if not self._authenticated(params):
+        if command == "auth":
+            if not self._authenticated(params):
+                return format_error_reply(ErrorCode.AUTHENTICATION_FAILED, "Authentication failed")
+            session_id = uuid.uuid4().hex
+            with self.lock:
+                self.sessions[session_id] = self.now()
+            return f"OK: {session_id}"
+        if "session_id" in params:
+            with self.lock:
+                last_used = self.sessions.get(params["session_id"])
+                if last_used is None or self.now() - last_used > self.session_idle_timeout:
+                    self.sessions.pop(params["session_id"], None)
+                    return format_error_reply(ErrorCode.SESSION_ID_EXPIRED, "Session ID expired")
+                self.sessions[params["session_id"]] = self.now()  # every call extends it
+        elif not self._authenticated(params):
             return format_error_reply(ErrorCode.AUTHENTICATION_FAILED, "Authentication failed")
+        if command == "ping":
+            return "OK: "
         handler = {
             "delmsg": self._delmsg,
             "sendmsg": self._sendmsg,
