@@ -25,7 +25,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-USER, PASSWORD, API_ID = "bench-user", "bench-password", "1234567"
+USER, PASSWORD, API_ID, TOKEN = "bench-user", "bench-password", "1234567", "bench-token"
+TRANSPORTS: dict[str, dict[str, str]] = {
+    "http": {},
+    "http-session": {"AUTH": "session"},
+    "rest": {"TRANSPORT": "rest"},
+}
 
 
 def free_port() -> int:
@@ -35,7 +40,7 @@ def free_port() -> int:
 
 
 class Gateway:
-    """The fake gateway in a subprocess."""
+    """The fake gateway in a subprocess; a failed run shows as all_stopped false."""
 
     def __init__(self, latency: float) -> None:
         self.port = free_port()
@@ -55,6 +60,8 @@ class Gateway:
                 PASSWORD,
                 "--api-id",
                 API_ID,
+                "--token",
+                TOKEN,
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -77,7 +84,14 @@ def setup_django(db_path: str, base_url: str, **extra: Any) -> None:
         USE_TZ=True,
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": db_path}},
         INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "django_clickatell_stop"],
-        CLICKATELL_STOP={"USER": USER, "PASSWORD": PASSWORD, "API_ID": API_ID, "BASE_URL": base_url, **extra},
+        CLICKATELL_STOP={
+            "USER": USER,
+            "PASSWORD": PASSWORD,
+            "API_ID": API_ID,
+            "TOKEN": TOKEN,
+            "BASE_URL": base_url,
+            **extra,
+        },
         LOGGING_CONFIG=None,
     )
     django.setup()
@@ -108,6 +122,7 @@ def child(args: argparse.Namespace) -> None:
     extra: dict[str, Any] = {"CONCURRENCY": args.concurrency}
     if args.limit:
         extra["MAX_REQUESTS_PER_SECOND"] = args.limit
+    extra.update(TRANSPORTS[args.transport])
     setup_django(args.db, args.url, **extra)
     from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
@@ -138,7 +153,9 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
-def run_child(db: str, url: str, prefix: int, concurrency: int, rate: float | None = None) -> dict[str, Any]:
+def run_child(
+    db: str, url: str, prefix: int, concurrency: int, rate: float | None = None, transport: str = "http"
+) -> dict[str, Any]:
     command = [
         sys.executable,
         __file__,
@@ -154,6 +171,7 @@ def run_child(db: str, url: str, prefix: int, concurrency: int, rate: float | No
     ]
     if rate:
         command += ["--limit", str(rate)]
+    command += ["--transport", transport]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return dict(json.loads(output.strip().splitlines()[-1]))
 
@@ -241,6 +259,7 @@ def main() -> None:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--transport", default="http", choices=TRANSPORTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -262,6 +281,9 @@ def main() -> None:
         rate_n = int(args.rate * 3)
         create_messages(rate_n, 6)
         create_messages(args.sample, 99)
+        for index, _ in enumerate(TRANSPORTS):
+            create_messages(n, 10 + index)  # at latency, per transport
+            create_messages(n // 4, 20 + index)  # at zero latency, per transport
         from django.db import connections
 
         # An open SQLite connection here would make each child wait out its busy timeout.
@@ -278,6 +300,13 @@ def main() -> None:
         bare_parse = bare_loop(fast.url, n, session=True)
         rate_run = run_child(db, slow.url, 6, 16, rate=args.rate)
         rate_seen = gateway_rate(slow.url, 6)
+        per_transport = {
+            name: (
+                run_child(db, slow.url, 10 + index, args.concurrency, transport=name),
+                run_child(db, fast.url, 20 + index, 1, transport=name),
+            )
+            for index, name in enumerate(TRANSPORTS)
+        }
     finally:
         slow.close()
         fast.close()
@@ -310,8 +339,18 @@ def main() -> None:
         "rate_at_gateway": round(rate_seen, 1),
         "rate_error": round(rate_seen / args.rate - 1, 4),
         "rate_end_to_end": round(rate_run["per_second"], 1),
+        "transports": {
+            name: {
+                "per_second": round(slow_run["per_second"], 1),
+                "fraction_of_ideal": round(slow_run["per_second"] / ideal, 3),
+                "zero_latency_ms_per_message": round(1000 / fast_run["per_second"], 3),
+            }
+            for name, (slow_run, fast_run) in per_transport.items()
+        },
         "all_stopped": all(
-            r["stopped"] == r["n"] for r in (main_run, big_run, mem_n, mem_10n, overhead_run, rate_run)
+            r["stopped"] == r["n"]
+            for r in (main_run, big_run, mem_n, mem_10n, overhead_run, rate_run)
+            + tuple(run for pair in per_transport.values() for run in pair)
         ),
     }
     rows = [
@@ -353,6 +392,14 @@ def main() -> None:
             f"{figures['rate_error']:+.2%} (within 5%)",
         ),
         ("   ...end to end, claims and records included", f"{rate_run['per_second']:.1f} msg/s", ""),
+        *(
+            (
+                f"transport {name}: N={n}, c={args.concurrency} / per message at latency 0",
+                f"{t['per_second']} msg/s / {t['zero_latency_ms_per_message']} ms",
+                f"{t['fraction_of_ideal']:.1%} of ideal",
+            )
+            for name, t in figures["transports"].items()
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     for name, value, note in rows:

@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="fake-user")
     parser.add_argument("--password", default="fake-password-3e1d")
     parser.add_argument("--api-id", default="3456789")
+    parser.add_argument("--token", default="fake-rest-token-5b7c", help="bearer token of the REST API")
     parser.add_argument(
         "--accept-any-id",
         action="store_true",
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         user=args.user,
         password=args.password,
         api_id=args.api_id,
+        token=args.token,
         accept_any_id=args.accept_any_id,
     ).start()
     print(f"Fake Clickatell gateway listening on {gateway.url}", flush=True)
