@@ -66,6 +66,12 @@ class Site:
         assert result.returncode == 0, result.stderr
         return ids
 
+    def wait_for_calls(self, count: int, timeout: float = 60) -> None:
+        """Block until the gateway has received *count* requests (or *timeout* passes)."""
+        deadline = time.monotonic() + timeout
+        while len(self.gateway.calls) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def query(self, sql: str) -> list[tuple[object, ...]]:
         with sqlite3.connect(self.db) as connection:
             return connection.execute(sql).fetchall()
@@ -159,9 +165,7 @@ def test_sigint_mid_run_leaves_every_call_recorded(site):
     site.track(300)
     site.gateway.latency = 0.02
     process = site.popen("stopmessage", "--all-scheduled", "--yes", "--concurrency", "2")
-    deadline = time.monotonic() + 30
-    while len(site.gateway.calls) < 40 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    site.wait_for_calls(40)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

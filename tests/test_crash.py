@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import signal
-import time
 from collections import Counter
 
-from .test_command_process import site  # noqa: F401 - the fixture
+from .test_command_process import Site, site  # noqa: F401 - the fixture
+
+
+def calls_and_attempts(running: Site) -> tuple[Counter[str], Counter[str]]:
+    """Requests the gateway received, and attempts recorded, per apimsgid."""
+    calls = Counter(call.form["apimsgid"] for call in running.gateway.calls_to("delmsg"))
+    attempts: Counter[str] = Counter(
+        str(apimsgid)
+        for (apimsgid,) in running.query(
+            "select m.apimsgid from django_clickatell_stop_stopattempt a "
+            "join django_clickatell_stop_scheduledmessage m on m.id = a.message_id"
+        )
+    )
+    return calls, attempts
 
 
 def test_sigkill_mid_batch_then_rerun_is_consistent(site):  # noqa: F811
     ids = site.track(1000)
     site.gateway.latency = 0.004
     process = site.popen("stopmessage", "--all-scheduled", "--yes", "--concurrency", "4")
-    deadline = time.monotonic() + 60
-    while len(site.gateway.calls) < 300 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    site.wait_for_calls(300)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
     assert process.returncode == -signal.SIGKILL
@@ -24,14 +34,7 @@ def test_sigkill_mid_batch_then_rerun_is_consistent(site):  # noqa: F811
 
     # Straight after the kill: every request the gateway received has an attempt
     # (completed, or pending for the calls the process was killed in).
-    per_id_calls = Counter(call.form["apimsgid"] for call in site.gateway.calls_to("delmsg"))
-    attempts = Counter(
-        apimsgid
-        for (apimsgid,) in site.query(
-            "select m.apimsgid from django_clickatell_stop_stopattempt a "
-            "join django_clickatell_stop_scheduledmessage m on m.id = a.message_id"
-        )
-    )
+    per_id_calls, attempts = calls_and_attempts(site)
     assert all(attempts[apimsgid] >= count for apimsgid, count in per_id_calls.items())
     assert site.query(
         "select count(*) from django_clickatell_stop_scheduledmessage where state = 'stopped' and id not in "
@@ -56,14 +59,7 @@ def test_sigkill_mid_batch_then_rerun_is_consistent(site):  # noqa: F811
         "where outcome = 'stopped' and gateway_status = '006' and raw_reply like '%Status: 006'"
     ) == [(1000,)]
     # Every request the gateway ever received has an attempt.
-    per_id_calls = Counter(call.form["apimsgid"] for call in site.gateway.calls_to("delmsg"))
-    attempts = Counter(
-        apimsgid
-        for (apimsgid,) in site.query(
-            "select m.apimsgid from django_clickatell_stop_stopattempt a "
-            "join django_clickatell_stop_scheduledmessage m on m.id = a.message_id"
-        )
-    )
+    per_id_calls, attempts = calls_and_attempts(site)
     assert set(per_id_calls) == set(ids)
     assert all(attempts[apimsgid] >= count for apimsgid, count in per_id_calls.items())
     # The calls cut short by the kill were reconciled, and counted as interrupted.
