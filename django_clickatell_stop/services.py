@@ -370,7 +370,8 @@ def stale_after() -> timedelta:
     per_call = (conf.CONNECT_TIMEOUT + conf.TIMEOUT) * (conf.MAX_RETRIES + 1) + conf.RETRY_BACKOFF * (
         2 ** (conf.MAX_RETRIES + 1)
     )
-    calls_per_chunk = -(-conf.CHUNK_SIZE // max(1, conf.CONCURRENCY))
+    # Two chunks: the next one is claimed while the current one is still being sent.
+    calls_per_chunk = 2 * -(-conf.CHUNK_SIZE // max(1, conf.CONCURRENCY))
     return timedelta(seconds=per_call * calls_per_chunk + 60)
 
 

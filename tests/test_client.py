@@ -10,6 +10,7 @@ import requests
 
 from django_clickatell_stop import __version__
 from django_clickatell_stop.client import ClickatellClient, Credentials, get_client
+from django_clickatell_stop.codes import ErrorCode, MessageStatus
 from django_clickatell_stop.exceptions import (
     ClickatellAPIError,
     ClickatellAuthenticationError,
@@ -313,3 +314,23 @@ def test_client_uses_the_rate_limit(gateway):
     for _ in range(6):
         client.stop(apimsgid=APIMSGID)
     assert time.monotonic() - started >= 5 / 50 * 0.95
+
+
+@pytest.mark.parametrize("status", list(MessageStatus))
+def test_every_status_code_over_http(gateway, status):
+    gateway.reply(APIMSGID, f"ID: {APIMSGID} Status: {status:03d}")
+    result = make_client(gateway).stop(apimsgid=APIMSGID)
+    assert result.reply.status is status
+    assert result.reply.stopped is (status == MessageStatus.USER_CANCELLED)
+
+
+@pytest.mark.parametrize("code", list(ErrorCode))
+def test_every_error_code_over_http(gateway, code):
+    gateway.fault("error", code=code, times=5)
+    with pytest.raises(ClickatellAPIError) as info:
+        make_client(gateway, max_retries=1).stop(apimsgid=APIMSGID)
+    assert info.value.code == code
+    assert info.value.description == code.description
+    # Only transient errors are retried; authentication errors never are.
+    retried = code.transient and not isinstance(info.value, ClickatellAuthenticationError)
+    assert len(gateway.calls) == (2 if retried else 1)
