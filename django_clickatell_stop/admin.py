@@ -15,15 +15,16 @@ from django.utils.translation import ngettext
 
 from .conf import conf
 from .exceptions import ClickatellConfigurationError
-from .models import STOPPABLE_STATES, ScheduledMessage, State, StopAttempt
+from .models import STOPPABLE_STATES, CallbackEvent, ScheduledMessage, State, StopAttempt
 from .services import Result, StopSummary, stop_messages
 
 if TYPE_CHECKING:
+    CallbackAdminBase = admin.ModelAdmin[CallbackEvent]
     MessageAdminBase = admin.ModelAdmin[ScheduledMessage]
     AttemptAdminBase = admin.ModelAdmin[StopAttempt]
     AttemptInlineBase = admin.TabularInline[StopAttempt, ScheduledMessage]
 else:
-    MessageAdminBase = AttemptAdminBase = admin.ModelAdmin
+    MessageAdminBase = AttemptAdminBase = CallbackAdminBase = admin.ModelAdmin
     AttemptInlineBase = admin.TabularInline
 
 STOP_PERMISSION = "django_clickatell_stop.stop_scheduledmessage"
@@ -61,6 +62,7 @@ _STATE_COLOURS = {
     State.TOO_LATE: "#b26a00",
     State.UNKNOWN: "#8e24aa",
     State.FAILED: "#c62828",
+    State.DELIVERED: "#5d4037",
 }
 
 _RESULT_LEVELS = {
@@ -111,7 +113,7 @@ class ScheduledMessageAdmin(MessageAdminBase):
         "gateway_status_display",
         "stopped_at",
     ]
-    list_filter = ["state", "scheduled_for", "untracked"]
+    list_filter = ["state", "scheduled_for", "needs_recheck", "untracked"]
     search_fields = ["apimsgid", "climsgid", "recipient"]
     date_hierarchy = "scheduled_for"
     readonly_fields = [
@@ -339,3 +341,11 @@ class StopAttemptAdmin(ReadOnlyAdminMixin, AttemptAdminBase):
     @admin.display(description=_("error"))
     def error_display(self, obj: StopAttempt) -> str:
         return obj.error_display
+
+
+@admin.register(CallbackEvent)
+class CallbackEventAdmin(ReadOnlyAdminMixin, CallbackAdminBase):
+    list_display = ["received_at", "apimsgid", "climsgid", "status", "message", "applied"]
+    list_filter = ["status", "applied", "received_at"]
+    search_fields = ["apimsgid", "climsgid", "recipient"]
+    list_select_related = ["message"]

@@ -23,6 +23,7 @@ _NUMBERS = {
     "ADMIN_MAX_SELECTION": (1, True),
     "MAX_REQUESTS_PER_SECOND": (0.0, False),
     "SESSION_REFRESH_SECONDS": (0.0, False),
+    "STOP_CUTOFF_SECONDS": (0, True),
 }
 _CHOICES = {"TRANSPORT": ("http", "rest"), "AUTH": ("password", "session")}
 

@@ -117,6 +117,8 @@ class Transport(Protocol):
 
     def stop(self, *, apimsgid: str | None = None, climsgid: str | None = None) -> StopResult: ...
 
+    def query(self, *, apimsgid: str | None = None, climsgid: str | None = None) -> StopReply: ...
+
     def send(self, params: dict[str, str]) -> SendResult: ...
 
     def redact(self, text: str) -> str: ...
@@ -179,14 +181,27 @@ class BaseTransport:
         after retries ``ClickatellTransportError``, ``ClickatellAPIError`` (and
         subclasses) or ``ClickatellReplyParseError``.
         """
+        return self._retrying("stop", self._stop_once, apimsgid, climsgid)
+
+    def query(self, *, apimsgid: str | None = None, climsgid: str | None = None) -> StopReply:
+        """Ask Clickatell for a message's status (``querymsg``); raises like ``stop()``."""
+        return self._retrying("query", self._query_once, apimsgid, climsgid).reply
+
+    def _retrying(
+        self,
+        what: str,
+        once: Callable[[dict[str, str], tuple[str, ...]], tuple[StopReply, _Response]],
+        apimsgid: str | None,
+        climsgid: str | None,
+    ) -> StopResult:
         if apimsgid:
             params = {"apimsgid": validate_apimsgid(apimsgid)}
         elif climsgid:
             params = {"climsgid": validate_climsgid(climsgid)}
         else:
-            raise ValueError("stop() needs an apimsgid or a climsgid")
-        # Which ID comes back when stopping by climsgid is undocumented: accept either
-        # of the IDs we know for the message, and nothing else.
+            raise ValueError(f"{what}() needs an apimsgid or a climsgid")
+        # Which ID comes back when asking by climsgid is undocumented: accept either of
+        # the IDs we know for the message, and nothing else.
         expected = tuple(i for i in (apimsgid, climsgid) if i)
         label = "&".join(f"{key}={value}" for key, value in params.items())
         tries = 0
@@ -194,12 +209,12 @@ class BaseTransport:
         while True:
             tries += 1
             try:
-                reply, response = self._stop_once(params, expected)
+                reply, response = once(params, expected)
             except ClickatellStopError as err:
                 err.apimsgid, err.climsgid = apimsgid, climsgid
                 self._scrub(err)
                 if not recovered and self._recover(err):
-                    recovered = True  # e.g. a new session: once per stop, not counted as a retry
+                    recovered = True  # e.g. a new session: once per call, not counted as a retry
                     tries -= 1
                     continue
                 if self._should_retry(err, tries):
@@ -207,13 +222,13 @@ class BaseTransport:
                         self.retry_backoff * 2 ** (tries - 1), getattr(err, "retry_after", None) or 0.0
                     )
                     logger.warning(
-                        "Clickatell stop of %s failed (%s); retry %d in %.2fs", label, err, tries, delay
+                        "Clickatell %s of %s failed (%s); retry %d in %.2fs", what, label, err, tries, delay
                     )
                     self._sleep(delay)
                     continue
-                logger.info("Clickatell stop of %s failed after %d tries: %s", label, tries, err)
+                logger.info("Clickatell %s of %s failed after %d tries: %s", what, label, tries, err)
                 raise
-            logger.info("Clickatell stop of %s: status %s", label, reply.status_display)
+            logger.info("Clickatell %s of %s: status %s", what, label, reply.status_display)
             return StopResult(
                 reply=reply,
                 http_status=response.http_status,
@@ -229,6 +244,9 @@ class BaseTransport:
     # -- for subclasses ---------------------------------------------------------------
 
     def _stop_once(self, params: dict[str, str], expected: tuple[str, ...]) -> tuple[StopReply, _Response]:
+        raise NotImplementedError
+
+    def _query_once(self, params: dict[str, str], expected: tuple[str, ...]) -> tuple[StopReply, _Response]:
         raise NotImplementedError
 
     def _recover(self, err: ClickatellStopError) -> bool:
@@ -320,8 +338,16 @@ class ClickatellClient(BaseTransport):
         )
 
     def _stop_once(self, params: dict[str, str], expected: tuple[str, ...]) -> tuple[StopReply, _Response]:
+        return self._status_call("delmsg", params, expected)
+
+    def _query_once(self, params: dict[str, str], expected: tuple[str, ...]) -> tuple[StopReply, _Response]:
+        return self._status_call("querymsg", params, expected)
+
+    def _status_call(
+        self, command: str, params: dict[str, str], expected: tuple[str, ...]
+    ) -> tuple[StopReply, _Response]:
         form = self._auth_form()
-        response = self._raw_post("delmsg", {**form, **params})
+        response = self._raw_post(command, {**form, **params})
         try:
             return parse_stop_reply(response.text, expected_ids=expected), response
         except ClickatellStopError as err:
@@ -406,12 +432,20 @@ class RestTransport(BaseTransport):
         return (self.token,) if self.token else ()
 
     def _stop_once(self, params: dict[str, str], expected: tuple[str, ...]) -> tuple[StopReply, _Response]:
+        return self._message_call("DELETE", params, expected)
+
+    def _query_once(self, params: dict[str, str], expected: tuple[str, ...]) -> tuple[StopReply, _Response]:
+        return self._message_call("GET", params, expected)
+
+    def _message_call(
+        self, method: str, params: dict[str, str], expected: tuple[str, ...]
+    ) -> tuple[StopReply, _Response]:
         apimsgid = params.get("apimsgid")
         if not apimsgid:
             raise ClickatellUnsupportedError(
-                "The REST API cannot stop a message by climsgid; track its apimsgid, or use TRANSPORT 'http'."
+                "The REST API cannot find a message by climsgid; track its apimsgid, or use TRANSPORT 'http'."
             )
-        response = self._request("DELETE", f"{self.base_url}/rest/message/{apimsgid}")
+        response = self._request(method, f"{self.base_url}/rest/message/{apimsgid}")
         text = response.text
         try:
             reply = parse_rest_stop_reply(response.status_code, text, expected_ids=expected)

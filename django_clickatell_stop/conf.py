@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "CHUNK_SIZE": 500,
     "ADMIN_MAX_SELECTION": 1000,
     "MAX_REQUESTS_PER_SECOND": None,
+    "STOP_CUTOFF_SECONDS": 300.0,
+    "CALLBACK_SECRET": "",
 }
 
 
@@ -100,6 +102,14 @@ class Settings:
     @property
     def ADMIN_MAX_SELECTION(self) -> int:
         return int(self._get("ADMIN_MAX_SELECTION"))
+
+    @property
+    def STOP_CUTOFF_SECONDS(self) -> float:
+        return float(self._get("STOP_CUTOFF_SECONDS"))
+
+    @property
+    def CALLBACK_SECRET(self) -> str:
+        return str(self._get("CALLBACK_SECRET"))
 
     @property
     def MAX_REQUESTS_PER_SECOND(self) -> float | None:

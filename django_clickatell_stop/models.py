@@ -3,6 +3,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -21,6 +23,7 @@ class State(models.TextChoices):
     TOO_LATE = "too_late", _("Too late")
     UNKNOWN = "unknown", _("Unknown to Clickatell")
     FAILED = "failed", _("Failed")
+    DELIVERED = "delivered", _("Delivered")
 
 
 #: States from which a stop may be sent: never sent yet, or the last try got no usable answer.
@@ -54,6 +57,10 @@ class ScheduledMessageQuerySet(models.QuerySet["ScheduledMessage"]):
     def stoppable(self) -> ScheduledMessageQuerySet:
         """Messages a stop may still be sent for (scheduled, or failed last time)."""
         return self.filter(state__in=STOPPABLE_STATES)
+
+    def for_object(self, obj: models.Model) -> ScheduledMessageQuerySet:
+        """Messages scheduled for *obj* (``schedule_message(..., for_object=obj)``)."""
+        return self.filter(content_type=ContentType.objects.get_for_model(obj), object_id=str(obj.pk))
 
 
 class ScheduledMessage(models.Model):
@@ -90,6 +97,16 @@ class ScheduledMessage(models.Model):
     error_code = models.CharField(_("error code"), max_length=4, blank=True)
     error_description = models.CharField(_("error description"), max_length=255, blank=True)
     stopped_at = models.DateTimeField(_("stopped at"), null=True, blank=True)
+    needs_recheck = models.BooleanField(
+        _("needs re-check"),
+        default=False,
+        help_text=_("Stopped within STOP_CUTOFF_SECONDS of its send time: the status sync checks it again."),
+    )
+    content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, verbose_name=_("for object type")
+    )
+    object_id = models.CharField(_("for object ID"), max_length=64, null=True, blank=True)
+    for_object = GenericForeignKey("content_type", "object_id")
     untracked = models.BooleanField(
         _("untracked"),
         default=False,
@@ -108,7 +125,11 @@ class ScheduledMessage(models.Model):
         verbose_name_plural = _("scheduled messages")
         ordering = ["-scheduled_for", "-pk"]
         permissions = [("stop_scheduledmessage", _("Can stop scheduled messages"))]
-        indexes = [models.Index(fields=["state", "scheduled_for"], name="dcs_message_state_idx")]
+        indexes = [
+            models.Index(fields=["state", "scheduled_for"], name="dcs_message_state_idx"),
+            models.Index(fields=["content_type", "object_id"], name="dcs_message_object_idx"),
+            models.Index(fields=["recipient", "state"], name="dcs_message_recipient_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(apimsgid__isnull=False) | Q(climsgid__isnull=False),
@@ -203,3 +224,39 @@ class StopAttempt(models.Model):
             return self.error_description
         description = self.error_description or error_description(int(self.error_code))
         return f"ERR {format_code(int(self.error_code))}: {description}"
+
+
+class CallbackEvent(models.Model):
+    """One delivery-status callback from Clickatell, as received (replays are not stored twice)."""
+
+    apimsgid = models.CharField(_("API message ID"), max_length=64, blank=True, db_index=True)
+    climsgid = models.CharField(_("client message ID"), max_length=64, blank=True)
+    status = models.CharField(_("status"), max_length=4)
+    timestamp = models.CharField(_("Clickatell timestamp"), max_length=32, blank=True)
+    recipient = models.CharField(_("to"), max_length=32, blank=True)
+    sender = models.CharField(_("from"), max_length=32, blank=True)
+    charge = models.CharField(_("charge"), max_length=16, blank=True)
+    message = models.ForeignKey(
+        ScheduledMessage,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="callbacks",
+        verbose_name=_("message"),
+        help_text=_("Empty when Clickatell reported an ID this site does not track."),
+    )
+    applied = models.BooleanField(_("applied"), default=False, help_text=_("Whether it changed the message."))
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("delivery callback")
+        verbose_name_plural = _("delivery callbacks")
+        ordering = ["-received_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["apimsgid", "climsgid", "status", "timestamp"], name="dcs_callback_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.apimsgid or self.climsgid}: status {self.status}"

@@ -105,6 +105,8 @@ class StopOutcome:
     gateway_status: str = ""
     reason: str = ""
     untracked: bool = False
+    #: Sent within STOP_CUTOFF_SECONDS of the send time: even a 006 may lose the race.
+    race: bool = False
 
     @property
     def ok(self) -> bool:
@@ -123,7 +125,7 @@ class StopOutcome:
                 parts.append(f"status {format_code(code)} ({MessageStatus(code).description})")
             except ValueError:
                 parts.append(f"status {format_code(code)} (unrecognised)")
-        if self.reason and not self.ok:
+        if self.reason and (not self.ok or self.race):
             parts.append(self.reason)
         if self.untracked:
             parts.append("[untracked]")
@@ -140,6 +142,7 @@ class StopOutcome:
             "gateway_status": self.gateway_status or None,
             "reason": self.reason or None,
             "untracked": self.untracked,
+            "likely_race": self.race,
         }
 
 
@@ -297,6 +300,23 @@ def stop_messages(
     return summary
 
 
+def stop_messages_for(obj: Model, **kwargs: Any) -> StopSummary:
+    """Stop the pending messages scheduled for *obj* (``schedule_message(..., for_object=obj)``).
+
+    E.g. the appointment is cancelled: its reminders are stopped. Keyword arguments go
+    to ``stop_messages()``.
+    """
+    return stop_messages(ScheduledMessage.objects.for_object(obj).stoppable(), **kwargs)
+
+
+def stop_pending_for_recipient(number: str, **kwargs: Any) -> StopSummary:
+    """Stop every pending message to *number* (an opt-out). Keyword arguments go to ``stop_messages()``."""
+    recipient = number.strip().removeprefix("+") if isinstance(number, str) else ""
+    if not _RECIPIENT_RE.fullmatch(recipient):
+        raise ClickatellValidationError(f"Invalid recipient {truncate(repr(number), 40)}")
+    return stop_messages(ScheduledMessage.objects.filter(recipient=recipient).stoppable(), **kwargs)
+
+
 def reconcile_interrupted(older_than: timedelta | None = None) -> int:
     """Close attempts left ``pending`` by a crashed run; return how many.
 
@@ -388,6 +408,7 @@ def schedule_message(
     send_at: datetime,
     *,
     climsgid: str | None = None,
+    for_object: Model | None = None,
     client: Transport | None = None,
 ) -> ScheduledMessage:
     """Schedule an SMS with Clickatell's ``sendmsg`` and track it; return the new message.
@@ -395,7 +416,8 @@ def schedule_message(
     *recipient* is an international number (digits, optional leading ``+``); *send_at*
     an aware datetime between one minute and seven days from now (sent as whole
     minutes, ``deliv_time``, rounded up). A unique *climsgid* is generated when none
-    is given. Raises ``ClickatellValidationError`` before any call for bad input, and
+    is given. *for_object* ties the message to one of your objects, for
+    ``stop_messages_for(obj)``. Raises ``ClickatellValidationError`` before any call for bad input, and
     ``ClickatellAPIError`` / ``ClickatellTransportError`` if Clickatell refuses or
     cannot be reached (nothing is stored then).
     """
@@ -430,6 +452,7 @@ def schedule_message(
         recipient=number,
         body=body,
         scheduled_for=now + timedelta(minutes=minutes),
+        for_object=for_object,
     )
 
 
@@ -494,6 +517,8 @@ class _Batch:
 
     claimed: list[ScheduledMessage]
     attempts: dict[int, StopAttempt]
+    #: Messages due within STOP_CUTOFF_SECONDS: the stop is sent, but it is a race.
+    racing: set[int] = field(default_factory=set)
     started: set[int] = field(default_factory=set)
     results: dict[int, CallResult] = field(default_factory=dict)
     futures: dict[Future[CallResult], int] = field(default_factory=dict)
@@ -634,7 +659,9 @@ class _Run:
             self.report(outcome)
         if not claimed:
             return None
-        return _Batch(claimed, {a.message_id: a for a in attempts})
+        cutoff = now + timedelta(seconds=conf.STOP_CUTOFF_SECONDS)
+        racing = {row.pk for row in claimed if row.scheduled_for is not None and row.scheduled_for <= cutoff}
+        return _Batch(claimed, {a.message_id: a for a in attempts}, racing=racing)
 
     def _call(self, row: ScheduledMessage, started: set[int]) -> CallResult:
         if self.stopping:
@@ -664,6 +691,8 @@ class _Run:
                 continue
             attempt = attempts[row.pk]
             _apply(row, attempt, result, now)
+            if row.pk in batch.racing and attempt.outcome == Outcome.STOPPED:
+                row.needs_recheck = True  # 006 this close to the send time: the sync checks it again
             sent.append((row, attempt))
         with transaction.atomic():
             _lock_messages(sorted(row.pk for row in claimed))
@@ -703,14 +732,20 @@ class _Run:
                     attempt=attempt,
                     outcome=outcome,
                 )
+            reason = attempt.error_display or (
+                attempt.gateway_status_description if outcome != Outcome.STOPPED else ""
+            )
+            if row.pk in batch.racing:
+                window = f"{conf.STOP_CUTOFF_SECONDS:g}s"
+                reason = f"likely race: due within {window} of its send time. {reason}".strip()
             self.report(
                 self._outcome(
                     row,
                     _RESULT_BY_OUTCOME[outcome],
                     attempt_id=attempt.pk,
                     gateway_status=attempt.gateway_status,
-                    reason=attempt.error_display
-                    or (attempt.gateway_status_description if outcome != Outcome.STOPPED else ""),
+                    reason=reason,
+                    race=row.pk in batch.racing,
                 )
             )
         for row in not_sent:
@@ -787,6 +822,7 @@ _ATTEMPT_RESULT_FIELDS = (
 )
 _MESSAGE_RESULT_FIELDS = (
     "state",
+    "needs_recheck",
     "gateway_status",
     "error_code",
     "error_description",

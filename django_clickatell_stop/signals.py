@@ -3,7 +3,11 @@
 ``message_stopped``: Clickatell answered 006. Arguments: ``message``, ``attempt``.
 ``message_stop_failed``: any other outcome (too late, unknown, failed, interrupted).
 Arguments: ``message``, ``attempt``, ``outcome`` (an ``Outcome`` value).
-Both are sent with ``sender=ScheduledMessage``.
+``message_status_changed``: the status sync or a delivery callback changed a message's
+state. Arguments: ``message``, ``old_state``, ``new_state``, ``status`` (the code, int).
+``message_race_lost``: a message recorded as stopped turned out delivered. Arguments:
+``message``, ``status``.
+All are sent with ``sender=ScheduledMessage``.
 """
 
 from __future__ import annotations
@@ -12,3 +16,5 @@ from django.dispatch import Signal
 
 message_stopped = Signal()
 message_stop_failed = Signal()
+message_status_changed = Signal()
+message_race_lost = Signal()

@@ -266,7 +266,7 @@ def test_retry_after_as_an_http_date_and_garbage():
 
 
 def test_rest_cannot_stop_by_climsgid_and_says_so(gateway):
-    with pytest.raises(ClickatellUnsupportedError, match="cannot stop a message by climsgid"):
+    with pytest.raises(ClickatellUnsupportedError, match="cannot find a message by climsgid"):
         rest_client(gateway).stop(climsgid="reminder42")
     assert gateway.calls == []
 

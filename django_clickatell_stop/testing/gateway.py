@@ -125,6 +125,9 @@ class FakeGateway:
         accept_any_id: bool = False,
     ) -> None:
         self.user, self.password, self.api_id, self.token = user, password, api_id, token
+        #: Where to post delivery-status callbacks (``?secret=…`` included); None: no callbacks.
+        self.callback_url: str | None = None
+        self.callbacks_sent: list[dict[str, str]] = []
         #: Session ID -> gateway-clock time of its last use; idle sessions expire.
         self.sessions: dict[str, float] = {}
         self.session_idle_timeout = 15 * 60.0
@@ -261,6 +264,29 @@ class FakeGateway:
     def _deliver_if_due(self, message: FakeMessage) -> None:
         if message.state in ("scheduled", "queued") and message.due is not None and self.now() >= message.due:
             message.state = "delivered"
+            self.notify(message, MessageStatus.RECEIVED_BY_RECIPIENT)
+
+    def notify(self, message: FakeMessage, status: int) -> None:
+        """Post a delivery-status callback for *message* to ``callback_url``, in the background.
+
+        Clickatell documents no callback for 006; the fake sends one anyway when asked to
+        (``callback_url`` set), so that tests can follow a stop end to end.
+        """
+        if self.callback_url is None:
+            return
+        form = {
+            "apiMsgId": message.apimsgid,
+            "cliMsgId": message.climsgid or "",
+            "api_id": self.api_id,
+            "to": message.to,
+            "timestamp": str(int(self.now())),
+            "from": "",
+            "status": f"{status:03d}",
+            "charge": "1",
+        }
+        self.callbacks_sent.append(form)
+        url = self.callback_url
+        threading.Thread(target=_post_callback, args=(url, form), daemon=True).start()
 
     def _find(self, params: dict[str, str]) -> FakeMessage | None:
         apimsgid, climsgid = params.get("apimsgid"), params.get("climsgid")
@@ -328,8 +354,9 @@ class FakeGateway:
             return format_error_reply(ErrorCode.UNKNOWN_CLIENT_MESSAGE_ID, "Unknown client message ID")
         self._deliver_if_due(message)
         status = statuses[message.state]
-        if stop and status == MessageStatus.USER_CANCELLED:
+        if stop and status == MessageStatus.USER_CANCELLED and message.state != "stopped":
             message.state = "stopped"
+            self.notify(message, status)
         # Undocumented which ID comes back when asked by climsgid: we echo the ID asked for.
         return format_stop_reply(StopReply(message_id=asked, status_code=status))
 
@@ -372,7 +399,7 @@ class FakeGateway:
 
         if headers.get("Authorization") != f"Bearer {self.token}":
             return error(401, ErrorCode.AUTHENTICATION_FAILED, "Authentication failed")
-        if headers.get("X-Version") != "1" or method != "DELETE":
+        if headers.get("X-Version") != "1" or method not in ("DELETE", "GET"):
             return error(400, ErrorCode.INVALID_OR_MISSING_PARAMETERS, "Invalid or missing parameters")
         with self.lock:
             message = self.messages.get(apimsgid.lower())
@@ -381,8 +408,8 @@ class FakeGateway:
             if message is None:
                 return error(404, ErrorCode.UNKNOWN_API_MESSAGE_ID, "Unknown API message ID")
             self._deliver_if_due(message)
-            status = _STOP_STATUS[message.state]
-            if status == MessageStatus.USER_CANCELLED:
+            status = (_STOP_STATUS if method == "DELETE" else _QUERY_STATUS)[message.state]
+            if method == "DELETE" and status == MessageStatus.USER_CANCELLED:
                 message.state = "stopped"
         data = {"messageStatus": f"{status:03d}", "description": status.description, "apiMessageId": apimsgid}
         return 200, {"data": data}
@@ -533,6 +560,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+def _post_callback(url: str, form: dict[str, str]) -> None:
+    import requests
+
+    try:
+        requests.post(url, data=form, timeout=10)
+    except requests.RequestException:
+        pass  # like Clickatell, the fake does not retry callbacks
 
 
 def _error_text(code: int) -> str:
