@@ -19,6 +19,7 @@ from django_clickatell_stop.exceptions import ClickatellStopError
 from django_clickatell_stop.models import ScheduledMessage, StopAttempt
 from django_clickatell_stop.services import schedule_message, stop_messages
 from django_clickatell_stop.testing import FakeGateway
+from tests.conftest import stored_text
 
 pytestmark = pytest.mark.django_db
 
@@ -106,8 +107,7 @@ def test_no_credential_anywhere(client, admin_user, caplog):
         bodies = [call.body for call in gw.calls]
 
     logged = [f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records]
-    stored = [str(value) for row in StopAttempt.objects.values() for value in row.values()]
-    stored += [str(value) for row in ScheduledMessage.objects.values() for value in row.values()]
+    stored = stored_text(StopAttempt, ScheduledMessage)
     places = {
         "URLs": urls,
         "headers": headers,

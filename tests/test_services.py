@@ -26,6 +26,7 @@ from django_clickatell_stop.services import (
 )
 from django_clickatell_stop.signals import message_stop_failed, message_stopped
 from django_clickatell_stop.testing import fake_gateway
+from tests.conftest import stored_text
 
 pytestmark = pytest.mark.django_db
 
@@ -370,9 +371,7 @@ def test_credentials_absent_from_urls_logs_and_stored_replies(gw, caplog):
     with caplog.at_level("DEBUG"):
         stop_messages(ScheduledMessage.objects.all())
     secrets = (gw.password, gw.api_id)
-    stored = [str(v) for row in StopAttempt.objects.values() for v in row.values()] + [
-        str(v) for row in ScheduledMessage.objects.values() for v in row.values()
-    ]
+    stored = stored_text(StopAttempt, ScheduledMessage)
     logged = [f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records]
     for secret in secrets:
         assert not any(secret in call.target for call in gw.calls)

@@ -22,6 +22,7 @@ from django_clickatell_stop.exceptions import (
 from django_clickatell_stop.models import Outcome, ScheduledMessage, State, StopAttempt
 from django_clickatell_stop.services import Result, stop_message, stop_messages
 from django_clickatell_stop.testing import FakeGateway
+from tests.conftest import stored_text
 
 APIMSGID = "f6b9af2a2c9e5b18ee2d257e3def5d66"
 
@@ -400,8 +401,7 @@ def test_session_ids_and_tokens_never_leak(gateway, transport, caplog):
             errors += [str(err), repr(err), str(err.raw_reply)]
     secrets = [gateway.token] if transport == "rest" else list(gateway.sessions)
     assert secrets
-    stored = [str(v) for row in StopAttempt.objects.values() for v in row.values()]
-    stored += [str(v) for row in ScheduledMessage.objects.values() for v in row.values()]
+    stored = stored_text(StopAttempt, ScheduledMessage)
     logged = [f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records]
     urls = [call.target for call in gateway.calls]
     for secret in secrets:
