@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from django_clickatell_stop.exceptions import ClickatellConfigurationError
 from django_clickatell_stop.models import State
-from django_clickatell_stop.services import stop_message
+from django_clickatell_stop.services import stop_messages_for
 
 from .models import Appointment
 
@@ -36,10 +36,11 @@ def cancel_appointment(request: HttpRequest, pk: int) -> HttpResponse:
         messages.info(request, "Appointment cancelled. It had no reminder.")
         return redirect("appointment-detail", pk=pk)
     try:
-        stop_message(reminder, user=request.user)
+        stop_messages_for(appointment, user=request.user)  # every pending message for this appointment
     except ClickatellConfigurationError as err:
         messages.error(request, f"Appointment cancelled, but the reminder could not be stopped: {err}")
         return redirect("appointment-detail", pk=pk)
+    reminder.refresh_from_db()
     if reminder.state == State.STOPPED:
         messages.success(request, "Appointment cancelled and reminder stopped.")
     elif reminder.state == State.TOO_LATE:

@@ -82,6 +82,7 @@ CLICKATELL_STOP = {
     "MAX_RETRIES": 2,
     "CONCURRENCY": int(os.environ.get("CLICKATELL_CONCURRENCY", "8")),
     "CHUNK_SIZE": int(os.environ.get("CLICKATELL_CHUNK_SIZE", "500")),
+    "CALLBACK_SECRET": os.environ.get("CLICKATELL_CALLBACK_SECRET", "demo-callback-secret"),
 }
 
 LOGGING = {

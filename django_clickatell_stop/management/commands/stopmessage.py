@@ -5,17 +5,13 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-from django_clickatell_stop.exceptions import ClickatellConfigurationError, ClickatellInvalidIDError
+from django_clickatell_stop.exceptions import ClickatellConfigurationError
 from django_clickatell_stop.models import ScheduledMessage
-from django_clickatell_stop.parsing import validate_apimsgid, validate_climsgid
 from django_clickatell_stop.services import (
     Result,
     StopInterrupted,
@@ -25,7 +21,7 @@ from django_clickatell_stop.services import (
     track_untracked,
 )
 
-EXIT_OK, EXIT_NOT_STOPPED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from ._selection import EXIT_INTERRUPTED, EXIT_NOT_STOPPED, EXIT_USAGE, SelectionMixin
 
 HELP = """\
 Stop SMS messages scheduled with Clickatell, and record every attempt.
@@ -51,7 +47,7 @@ Exit status:
 """
 
 
-class Command(BaseCommand):
+class Command(SelectionMixin, BaseCommand):
     help = HELP
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
@@ -113,36 +109,6 @@ class Command(BaseCommand):
         self._stop(messages, options)
 
     # -- arguments --------------------------------------------------------------
-
-    def _validated_ids(self, options: dict[str, Any]) -> list[tuple[str, str]]:
-        try:
-            return [("apimsgid", validate_apimsgid(i).lower()) for i in options["apimsgid"]] + [
-                ("climsgid", validate_climsgid(i)) for i in options["climsgid"]
-            ]
-        except ClickatellInvalidIDError as err:
-            raise CommandError(str(err), returncode=EXIT_USAGE) from None
-
-    def _selection(self, options: dict[str, Any]) -> Q | None:
-        if not (options["all_scheduled"] or options["scheduled_before"] or options["scheduled_after"]):
-            return None
-        query = Q()
-        if options["scheduled_before"]:
-            query &= Q(scheduled_for__lt=self._datetime(options["scheduled_before"], "--scheduled-before"))
-        if options["scheduled_after"]:
-            query &= Q(scheduled_for__gte=self._datetime(options["scheduled_after"], "--scheduled-after"))
-        return query
-
-    @staticmethod
-    def _datetime(value: str, flag: str) -> datetime:
-        try:
-            parsed = parse_datetime(value)
-        except ValueError:
-            parsed = None
-        if parsed is None:
-            raise CommandError(
-                f"{flag}: {value!r} is not an ISO date-time, e.g. 2026-12-24T09:00", returncode=EXIT_USAGE
-            )
-        return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
 
     def _confirm(self, count: int, options: dict[str, Any]) -> None:
         if count <= 1 or options["yes"]:

@@ -74,12 +74,10 @@ class Command(BaseCommand):
             patient = PATIENTS[n % len(PATIENTS)]
             phone = f"27999{rng.randrange(10**6):06d}"
             remind_at = max(starts_at - timedelta(days=1), now + timedelta(minutes=5))
-            reminder = schedule_message(
-                phone,
-                f"Hi {patient.split()[0]}, a reminder: your appointment is {starts_at:%a %d %b at %H:%M}.",
-                remind_at,
-            )
-            Appointment.objects.create(patient=patient, phone=phone, starts_at=starts_at, reminder=reminder)
+            appointment = Appointment.objects.create(patient=patient, phone=phone, starts_at=starts_at)
+            text = f"Hi {patient.split()[0]}, a reminder: your appointment is {starts_at:%a %d %b at %H:%M}."
+            appointment.reminder = schedule_message(phone, text, remind_at, for_object=appointment)
+            appointment.save(update_fields=["reminder"])
         self._mark_already_sent()
         self.stdout.write(f"Created {options['count']} appointments with reminders.")
 
