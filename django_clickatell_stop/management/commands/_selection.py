@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from argparse import RawDescriptionHelpFormatter
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,12 @@ EXIT_OK, EXIT_NOT_STOPPED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 class SelectionMixin:
     """Positional apimsgids, ``--climsgid``, and the ``--all-scheduled`` / ``--scheduled-*`` flags."""
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # Keep the help text's own line breaks (examples, the exit status table).
+        return super().create_parser(  # type: ignore[misc,no-any-return]
+            prog_name, subcommand, formatter_class=RawDescriptionHelpFormatter, **kwargs
+        )
 
     def add_selection_arguments(self, parser: CommandParser, verb: str, states: str) -> None:
         parser.add_argument("apimsgid", nargs="*", help=f"API message IDs (32 hex characters) to {verb}")

@@ -50,32 +50,8 @@ Exit status:
 class Command(SelectionMixin, BaseCommand):
     help = HELP
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        from argparse import RawDescriptionHelpFormatter
-
-        return super().create_parser(
-            prog_name, subcommand, formatter_class=RawDescriptionHelpFormatter, **kwargs
-        )
-
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("apimsgid", nargs="*", help="API message IDs (32 hex characters) to stop")
-        parser.add_argument(
-            "--climsgid",
-            action="append",
-            default=[],
-            metavar="ID",
-            help="client message ID to stop (repeatable)",
-        )
-        selection = parser.add_argument_group("selecting tracked messages (state scheduled or failed)")
-        selection.add_argument("--all-scheduled", action="store_true", help="every stoppable tracked message")
-        selection.add_argument(
-            "--scheduled-before",
-            metavar="ISO_DATETIME",
-            help="scheduled before this time, e.g. 2026-12-24T09:00",
-        )
-        selection.add_argument(
-            "--scheduled-after", metavar="ISO_DATETIME", help="scheduled at or after this time"
-        )
+        self.add_selection_arguments(parser, "stop", "state scheduled or failed")
         parser.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
         parser.add_argument(
             "--json", action="store_true", help="one JSON object per message, then a summary object"

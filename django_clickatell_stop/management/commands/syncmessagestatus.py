@@ -34,13 +34,6 @@ Exit status:
 class Command(SelectionMixin, BaseCommand):
     help = HELP
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        from argparse import RawDescriptionHelpFormatter
-
-        return super().create_parser(
-            prog_name, subcommand, formatter_class=RawDescriptionHelpFormatter, **kwargs
-        )
-
     def add_arguments(self, parser: CommandParser) -> None:
         self.add_selection_arguments(parser, "check", "scheduled, failed, stopped or too late")
         parser.add_argument(
