@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_MAX_SELECTION": 1000,
     "MAX_REQUESTS_PER_SECOND": None,
     "STOP_CUTOFF_SECONDS": 300.0,
+    "PREFLIGHT_QUERY": False,
     "CALLBACK_SECRET": "",
 }
 
@@ -106,6 +107,10 @@ class Settings:
     @property
     def STOP_CUTOFF_SECONDS(self) -> float:
         return float(self._get("STOP_CUTOFF_SECONDS"))
+
+    @property
+    def PREFLIGHT_QUERY(self) -> bool:
+        return bool(self._get("PREFLIGHT_QUERY"))
 
     @property
     def CALLBACK_SECRET(self) -> str:

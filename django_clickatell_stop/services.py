@@ -83,6 +83,9 @@ _RESULT_BY_OUTCOME = {
     Outcome.INTERRUPTED: Result.INTERRUPTED,
 }
 
+#: querymsg statuses that mean the message has left: PREFLIGHT_QUERY then sends no stop.
+_GONE_STATUSES = frozenset({3, 4, 8})
+
 _STATE_BY_OUTCOME = {
     Outcome.STOPPED: State.STOPPED,
     Outcome.TOO_LATE: State.TOO_LATE,
@@ -282,6 +285,7 @@ def stop_messages(
         progress=progress,
         on_outcome=on_outcome,
         cancel=cancel or threading.Event(),
+        preflight=conf.PREFLIGHT_QUERY,
     )
     executor = (
         ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="clickatell-stop")
@@ -533,6 +537,7 @@ class _Run:
     progress: ProgressCallback | None
     on_outcome: OutcomeCallback | None
     cancel: threading.Event
+    preflight: bool = False
     abort: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -668,6 +673,12 @@ class _Run:
             return _NOT_SENT
         started.add(row.pk)
         try:
+            if self.preflight:
+                # Ask first: a message already on its way needs no stop call.
+                known = self.client.query(apimsgid=row.apimsgid, climsgid=row.climsgid)
+                if known.status_code in _GONE_STATUSES:
+                    text = f"{known.message_id} status {known.status_display} (querymsg; no stop sent)"
+                    return StopResult(reply=known, http_status=200, raw_reply=text, tries=1)
             return self.client.stop(apimsgid=row.apimsgid, climsgid=row.climsgid)
         except ClickatellAuthenticationError as err:
             self.abort.set()

@@ -271,3 +271,21 @@ def _wait_for(condition, timeout=10.0):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_preflight_query_skips_the_stop_of_a_delivered_message(gw, settings):
+    settings.CLICKATELL_STOP = {**settings.CLICKATELL_STOP, "PREFLIGHT_QUERY": True}
+    delivered = tracked(gw, A, gw_state="delivered")
+    scheduled = tracked(gw, B)
+    summary = stop_messages(ScheduledMessage.objects.order_by("pk"), concurrency=1)
+    assert summary.counts == {Result.TOO_LATE: 1, Result.STOPPED: 1}
+    assert [(c.command, c.form["apimsgid"]) for c in gw.calls] == [
+        ("querymsg", A),
+        ("querymsg", B),
+        ("delmsg", B),
+    ]
+    delivered.refresh_from_db()
+    scheduled.refresh_from_db()
+    assert (delivered.state, delivered.gateway_status) == (State.TOO_LATE, "004")
+    assert "no stop sent" in delivered.attempts.get().raw_reply
+    assert scheduled.state == State.STOPPED
