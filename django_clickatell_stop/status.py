@@ -60,6 +60,11 @@ def apply_status(message: ScheduledMessage, status: int) -> StatusChange:
         return StatusChange(
             message.pk, old_state, old_state, status, applied=False, reason="older than what we know"
         )
+    if old_state == State.DELIVERED and status == MessageStatus.USER_CANCELLED:
+        # A message that reached the network was not stopped, whatever arrives late.
+        return StatusChange(
+            message.pk, old_state, old_state, status, applied=False, reason="already delivered"
+        )
     if status == MessageStatus.USER_CANCELLED:
         new_state = State.STOPPED
     elif status in DELIVERED_STATUSES:

@@ -95,6 +95,13 @@ def test_sync_api_errors(gw, settings):
     assert summary.counts == {"failed": 1, "not_attempted": 1}
 
 
+def test_a_late_006_does_not_undo_a_delivery():
+    message = ScheduledMessage.objects.create(apimsgid=A, state=State.DELIVERED, gateway_status="004")
+    assert not apply_status(message, 6).applied
+    message.refresh_from_db()
+    assert message.state == State.DELIVERED
+
+
 def test_a_final_status_is_never_overwritten_by_an_intermediate_one():
     message = ScheduledMessage.objects.create(apimsgid=A, state=State.DELIVERED, gateway_status="004")
     change = apply_status(message, 3)  # "delivered to gateway" arriving late
@@ -255,6 +262,7 @@ def test_schedule_stop_callback_state_over_http(live_server):
         _wait_for(lambda: CallbackEvent.objects.filter(status="006").exists())
         racing = schedule_message("27999000001", "Reminder 2", timezone.now() + timedelta(minutes=2))
         stop_message(racing)
+        _wait_for(lambda: CallbackEvent.objects.filter(status="006").count() == 2)
         gw.message(racing.apimsgid or "").state = "scheduled"  # ...but the gateway sent it anyway
         gw.advance(3 * 60)
         gw.message(racing.apimsgid or "")  # the clock delivers it, and the fake calls back with 004
