@@ -129,6 +129,11 @@ class FakeGateway:
         #: Where to post delivery-status callbacks (``?secret=…`` included); None: no callbacks.
         self.callback_url: str | None = None
         self.callbacks_sent: list[dict[str, str]] = []
+        #: HTTP status of each answered callback (0: no answer), in the order answers came.
+        self.callback_answers: list[int] = []
+        #: Queue callbacks until ``release_callbacks()`` (deterministic tests) instead of sending at once.
+        self.hold_callbacks = False
+        self._held_callbacks: list[tuple[str, dict[str, str]]] = []
         #: Session ID -> gateway-clock time of its last use; idle sessions expire.
         self.sessions: dict[str, float] = {}
         self.session_idle_timeout = 15 * 60.0
@@ -286,8 +291,20 @@ class FakeGateway:
             "charge": "1",
         }
         self.callbacks_sent.append(form)
+        if self.hold_callbacks:
+            self._held_callbacks.append((self.callback_url, form))
+            return
         url = self.callback_url
-        threading.Thread(target=_post_callback, args=(url, form), daemon=True).start()
+        threading.Thread(target=_post_callback, args=(url, form, self.callback_answers), daemon=True).start()
+
+    def release_callbacks(self) -> list[int]:
+        """Send the held callbacks now, one after another, in this thread; return their HTTP statuses."""
+        with self.lock:
+            held, self._held_callbacks = self._held_callbacks, []
+        start = len(self.callback_answers)
+        for url, form in held:
+            _post_callback(url, form, self.callback_answers)
+        return self.callback_answers[start:]
 
     def _find(self, params: dict[str, str]) -> FakeMessage | None:
         apimsgid, climsgid = params.get("apimsgid"), params.get("climsgid")
@@ -563,11 +580,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-def _post_callback(url: str, form: dict[str, str]) -> None:
+def _post_callback(url: str, form: dict[str, str], answers: list[int]) -> None:
     import requests
 
+    status = 0
     with contextlib.suppress(requests.RequestException):  # like Clickatell, the fake does not retry
-        requests.post(url, data=form, timeout=10)
+        status = requests.post(url, data=form, timeout=10).status_code
+    answers.append(status)
 
 
 def _error_text(code: int) -> str:
