@@ -42,6 +42,7 @@ from .parsing import (
     validate_apimsgid,
     validate_climsgid,
 )
+from .ratelimit import Limiter, RateLimiter, RedisRateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -88,30 +89,6 @@ class Credentials:
         return tuple(s for s in (self.password, self.api_id) if s)
 
 
-class RateLimiter:
-    """Spaces requests at most ``rate`` per second across all threads of this process.
-
-    Each caller reserves the next free slot under a lock, then sleeps until it outside
-    the lock, so threads queue in order and the long-run rate is exactly ``rate``.
-    """
-
-    def __init__(self, rate: float, *, sleep: Callable[[float], None] = time.sleep) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.interval = 1.0 / rate
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def wait(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        if slot > now:
-            self._sleep(slot - now)
-
-
 class Transport(Protocol):
     """One way of talking to Clickatell. The services only ever use these methods."""
 
@@ -140,6 +117,7 @@ class BaseTransport:
         pool_size: int = 10,
         allow_insecure_http: bool = False,
         max_requests_per_second: float | None = None,
+        rate_limit_redis_url: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         problem = insecure_base_url_problem(base_url, allow_insecure_http)
@@ -151,9 +129,12 @@ class BaseTransport:
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self._sleep = sleep
-        self.rate_limiter = (
-            RateLimiter(max_requests_per_second, sleep=sleep) if max_requests_per_second else None
-        )
+        self.rate_limiter: Limiter | None = None
+        if max_requests_per_second and rate_limit_redis_url:
+            # One limit for every process and host that shares this Redis.
+            self.rate_limiter = RedisRateLimiter(max_requests_per_second, rate_limit_redis_url, sleep=sleep)
+        elif max_requests_per_second:
+            self.rate_limiter = RateLimiter(max_requests_per_second, sleep=sleep)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1), max_retries=0)
@@ -484,6 +465,7 @@ def build_transport() -> Transport:
         "pool_size": max(conf.CONCURRENCY, 10),
         "allow_insecure_http": conf.ALLOW_INSECURE_HTTP,
         "max_requests_per_second": conf.MAX_REQUESTS_PER_SECOND,
+        "rate_limit_redis_url": conf.RATE_LIMIT_REDIS_URL,
     }
     if conf.TRANSPORT == "rest":
         if not conf.TOKEN:

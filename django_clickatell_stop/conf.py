@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "CHUNK_SIZE": 500,
     "ADMIN_MAX_SELECTION": 1000,
     "MAX_REQUESTS_PER_SECOND": None,
+    "RATE_LIMIT_REDIS_URL": None,
     "STOP_CUTOFF_SECONDS": 300.0,
     "PREFLIGHT_QUERY": False,
     "CALLBACK_SECRET": "",
@@ -103,6 +104,11 @@ class Settings:
     @property
     def ADMIN_MAX_SELECTION(self) -> int:
         return int(self._get("ADMIN_MAX_SELECTION"))
+
+    @property
+    def RATE_LIMIT_REDIS_URL(self) -> str | None:
+        value = self._get("RATE_LIMIT_REDIS_URL")
+        return str(value) if value else None
 
     @property
     def STOP_CUTOFF_SECONDS(self) -> float:

@@ -282,7 +282,7 @@ def test_connections_are_kept_alive(gateway):
 def test_rate_limiter_spaces_requests_across_threads():
     import threading
 
-    from django_clickatell_stop.client import RateLimiter
+    from django_clickatell_stop.ratelimit import RateLimiter
 
     limiter = RateLimiter(200)
     stamps: list[float] = []
