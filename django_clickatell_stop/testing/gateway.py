@@ -354,7 +354,16 @@ class FakeGateway:
         with self.lock:
             return handler(params)
 
-    def _message_reply(self, params: dict[str, str], statuses: dict[str, MessageStatus], stop: bool) -> str:
+    def _status_of(self, message: FakeMessage, *, stop: bool) -> MessageStatus:
+        """The status to answer; a stop moves a stoppable message to ``stopped`` (and calls back)."""
+        self._deliver_if_due(message)
+        status = (_STOP_STATUS if stop else _QUERY_STATUS)[message.state]
+        if stop and status == MessageStatus.USER_CANCELLED and message.state != "stopped":
+            message.state = "stopped"
+            self.notify(message, status)
+        return status
+
+    def _message_reply(self, params: dict[str, str], stop: bool) -> str:
         asked = params.get("apimsgid") or params.get("climsgid")
         if not asked:
             return format_error_reply(ErrorCode.MISSING_MESSAGE_ID, "Missing message ID")
@@ -370,19 +379,15 @@ class FakeGateway:
             if params.get("apimsgid"):
                 return format_error_reply(ErrorCode.UNKNOWN_API_MESSAGE_ID, "Unknown API message ID")
             return format_error_reply(ErrorCode.UNKNOWN_CLIENT_MESSAGE_ID, "Unknown client message ID")
-        self._deliver_if_due(message)
-        status = statuses[message.state]
-        if stop and status == MessageStatus.USER_CANCELLED and message.state != "stopped":
-            message.state = "stopped"
-            self.notify(message, status)
+        status = self._status_of(message, stop=stop)
         # Undocumented which ID comes back when asked by climsgid: we echo the ID asked for.
         return format_stop_reply(StopReply(message_id=asked, status_code=status))
 
     def _delmsg(self, params: dict[str, str]) -> str:
-        return self._message_reply(params, _STOP_STATUS, stop=True)
+        return self._message_reply(params, stop=True)
 
     def _querymsg(self, params: dict[str, str]) -> str:
-        return self._message_reply(params, _QUERY_STATUS, stop=False)
+        return self._message_reply(params, stop=False)
 
     def _sendmsg(self, params: dict[str, str]) -> str:
         if not params.get("to") or not params.get("text"):
@@ -425,10 +430,7 @@ class FakeGateway:
                 message = self.add_message(apimsgid)
             if message is None:
                 return error(404, ErrorCode.UNKNOWN_API_MESSAGE_ID, "Unknown API message ID")
-            self._deliver_if_due(message)
-            status = (_STOP_STATUS if method == "DELETE" else _QUERY_STATUS)[message.state]
-            if method == "DELETE" and status == MessageStatus.USER_CANCELLED:
-                message.state = "stopped"
+            status = self._status_of(message, stop=method == "DELETE")
         data = {"messageStatus": f"{status:03d}", "description": status.description, "apiMessageId": apimsgid}
         return 200, {"data": data}
 
