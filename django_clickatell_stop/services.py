@@ -315,9 +315,7 @@ def stop_messages_for(obj: Model, **kwargs: Any) -> StopSummary:
 
 def stop_pending_for_recipient(number: str, **kwargs: Any) -> StopSummary:
     """Stop every pending message to *number* (an opt-out). Keyword arguments go to ``stop_messages()``."""
-    recipient = number.strip().removeprefix("+") if isinstance(number, str) else ""
-    if not _RECIPIENT_RE.fullmatch(recipient):
-        raise ClickatellValidationError(f"Invalid recipient {truncate(repr(number), 40)}")
+    recipient = _normalized_recipient(number)
     return stop_messages(ScheduledMessage.objects.filter(recipient=recipient).stoppable(), **kwargs)
 
 
@@ -406,6 +404,16 @@ MAX_BODY_CHARS = 459
 _RECIPIENT_RE = re.compile(r"[1-9][0-9]{7,14}")
 
 
+def _normalized_recipient(number: str) -> str:
+    """*number* as stored and sent (international digits, no ``+``), or ``ClickatellValidationError``."""
+    digits = number.strip().removeprefix("+") if isinstance(number, str) else ""
+    if not _RECIPIENT_RE.fullmatch(digits):
+        raise ClickatellValidationError(
+            f"Invalid recipient {truncate(repr(number), 40)}: use the international format, e.g. 27999000001"
+        )
+    return digits
+
+
 def schedule_message(
     recipient: str,
     body: str,
@@ -425,12 +433,7 @@ def schedule_message(
     ``ClickatellAPIError`` / ``ClickatellTransportError`` if Clickatell refuses or
     cannot be reached (nothing is stored then).
     """
-    number = recipient.strip().removeprefix("+") if isinstance(recipient, str) else ""
-    if not _RECIPIENT_RE.fullmatch(number):
-        raise ClickatellValidationError(
-            f"Invalid recipient {truncate(repr(recipient), 40)}: "
-            "use the international format, e.g. 27999000001"
-        )
+    number = _normalized_recipient(recipient)
     if not isinstance(body, str) or not body.strip():
         raise ClickatellValidationError("The message body is empty.")
     if len(body) > MAX_BODY_CHARS:
