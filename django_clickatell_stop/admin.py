@@ -89,17 +89,21 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class StopAttemptInline(ReadOnlyAdminMixin, AttemptInlineBase):
+class AttemptColumnsMixin:
+    """Columns both attempt views show."""
+
+    @admin.display(description=_("error"))
+    def error_display(self, obj: StopAttempt) -> str:
+        return obj.error_display
+
+
+class StopAttemptInline(ReadOnlyAdminMixin, AttemptColumnsMixin, AttemptInlineBase):
     model = StopAttempt
     extra = 0
     ordering = ["-started_at", "-pk"]
     fields = readonly_fields = _INLINE_FIELDS
     show_change_link = True
     verbose_name_plural = _("stop attempts (newest first)")
-
-    @admin.display(description=_("error"))
-    def error_display(self, obj: StopAttempt) -> str:
-        return obj.error_display
 
 
 @admin.register(ScheduledMessage)
@@ -315,18 +319,8 @@ class ScheduledMessageAdmin(MessageAdminBase):
 
 
 @admin.register(StopAttempt)
-class StopAttemptAdmin(ReadOnlyAdminMixin, AttemptAdminBase):
-    list_display = [
-        "started_at",
-        "message_link",
-        "trigger",
-        "user",
-        "outcome",
-        "gateway_status",
-        "error_display",
-        "http_status",
-        "finished_at",
-    ]
+class StopAttemptAdmin(ReadOnlyAdminMixin, AttemptColumnsMixin, AttemptAdminBase):
+    list_display = [_INLINE_FIELDS[0], "message_link", *_INLINE_FIELDS[1:]]
     list_filter = ["outcome", "trigger", "user", "started_at"]
     search_fields = ["message__apimsgid", "message__climsgid", "sent_id"]
     list_select_related = ["message", "user"]
@@ -337,10 +331,6 @@ class StopAttemptAdmin(ReadOnlyAdminMixin, AttemptAdminBase):
     def message_link(self, obj: StopAttempt) -> str:
         url = reverse("admin:django_clickatell_stop_scheduledmessage_change", args=[obj.message_id])
         return format_html('<a href="{}">{}</a>', url, obj.message)
-
-    @admin.display(description=_("error"))
-    def error_display(self, obj: StopAttempt) -> str:
-        return obj.error_display
 
 
 @admin.register(CallbackEvent)
