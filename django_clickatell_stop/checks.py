@@ -24,8 +24,14 @@ _NUMBERS = {
     "MAX_REQUESTS_PER_SECOND": (0.0, False),
     "SESSION_REFRESH_SECONDS": (0.0, False),
     "STOP_CUTOFF_SECONDS": (0, True),
+    "JOB_MAX_RETRIES": (0, True),
+    "JOB_RETRY_BACKOFF": (0.0, True),
 }
-_CHOICES = {"TRANSPORT": ("http", "rest"), "AUTH": ("password", "session")}
+_CHOICES = {
+    "TRANSPORT": ("http", "rest"),
+    "AUTH": ("password", "session"),
+    "EXECUTION": ("inline", "celery", "tasks"),
+}
 
 
 def is_loopback(host: str | None) -> bool:
@@ -107,6 +113,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
                 id="django_clickatell_stop.E002",
             )
         )
+    messages.extend(_check_execution(config))
     for name, (minimum, integral) in _NUMBERS.items():
         if name not in config or (name == "MAX_REQUESTS_PER_SECOND" and config[name] is None):
             continue
@@ -128,3 +135,27 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
                 )
             )
     return messages
+
+
+def _check_execution(config: dict[str, Any]) -> list[CheckMessage]:
+    """Jobs on workers: the queue's package is installed, and a rate limit holds across workers."""
+    execution = config.get("EXECUTION", DEFAULTS["EXECUTION"])
+    if execution not in ("celery", "tasks"):
+        return []
+    from .exceptions import ClickatellConfigurationError
+    from .jobs import get_dispatcher
+
+    try:
+        get_dispatcher(execution)
+    except ClickatellConfigurationError as err:
+        return [Error(str(err), id="django_clickatell_stop.E005")]
+    if config.get("MAX_REQUESTS_PER_SECOND") and not config.get("RATE_LIMIT_REDIS_URL"):
+        return [
+            Warning(
+                f"EXECUTION is {execution!r} but MAX_REQUESTS_PER_SECOND is enforced per worker process: "
+                "all workers together may exceed it.",
+                hint="Set RATE_LIMIT_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to share one limit.",
+                id="django_clickatell_stop.W003",
+            )
+        ]
+    return []

@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "STOP_CUTOFF_SECONDS": 300.0,
     "PREFLIGHT_QUERY": False,
     "CALLBACK_SECRET": "",
+    "EXECUTION": "inline",
+    "JOB_MAX_RETRIES": 5,
+    "JOB_RETRY_BACKOFF": 30.0,
 }
 
 
@@ -126,6 +129,18 @@ class Settings:
     def MAX_REQUESTS_PER_SECOND(self) -> float | None:
         value = self._get("MAX_REQUESTS_PER_SECOND")
         return float(value) if value else None
+
+    @property
+    def EXECUTION(self) -> str:
+        return str(self._get("EXECUTION"))
+
+    @property
+    def JOB_MAX_RETRIES(self) -> int:
+        return int(self._get("JOB_MAX_RETRIES"))
+
+    @property
+    def JOB_RETRY_BACKOFF(self) -> float:
+        return float(self._get("JOB_RETRY_BACKOFF"))
 
 
 conf = Settings()

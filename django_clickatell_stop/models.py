@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, ClassVar
 
 from django.conf import settings
@@ -51,6 +52,73 @@ apimsgid_validator = RegexValidator(
     _("An apimsgid is the 32 hexadecimal characters that Clickatell returned."),
 )
 climsgid_validator = RegexValidator(r"^[A-Za-z0-9]{1,32}\Z", _("A climsgid is 1 to 32 letters and digits."))
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    FINISHED = "finished", _("Finished")
+
+
+class StopJob(models.Model):
+    """A bulk stop handed to workers (Celery, or Django's tasks framework) instead of run in process.
+
+    Enqueueing moves the selected messages to ``stopping`` and links them here; workers
+    stop them chunk by chunk (``StopJobChunk``). Progress is read from the messages'
+    states, so it is right however many times a chunk runs.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    backend = models.CharField(_("run by"), max_length=16)
+    trigger = models.CharField(_("trigger"), max_length=16, choices=Trigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    state = models.CharField(_("state"), max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    total = models.PositiveIntegerField(_("messages queued"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    summary = models.JSONField(
+        _("summary"), default=dict, blank=True, help_text=_("Messages by state when the job finished.")
+    )
+
+    if TYPE_CHECKING:
+        messages: RelatedManager[ScheduledMessage]
+        chunks: RelatedManager[StopJobChunk]
+        attempts: RelatedManager[StopAttempt]
+
+    class Meta:
+        verbose_name = _("stop job")
+        verbose_name_plural = _("stop jobs")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Stop job {self.pk}"
+
+
+class StopJobChunk(models.Model):
+    """One worker task's share of a job; ``done_at`` is set once, so a task run twice counts once."""
+
+    job = models.ForeignKey(StopJob, on_delete=models.CASCADE, related_name="chunks", verbose_name=_("job"))
+    index = models.PositiveIntegerField(_("index"))
+    size = models.PositiveIntegerField(_("messages"))
+    tries = models.PositiveIntegerField(_("tries"), default=0)
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("stop job chunk")
+        verbose_name_plural = _("stop job chunks")
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="dcs_job_chunk_once")]
+
+    def __str__(self) -> str:
+        return f"{self.job} chunk {self.index}"
 
 
 class ScheduledMessageQuerySet(models.QuerySet["ScheduledMessage"]):
@@ -112,6 +180,15 @@ class ScheduledMessage(models.Model):
         default=False,
         help_text=_("Created by a stop of an ID this site had not recorded (e.g. from the command)."),
     )
+    job = models.ForeignKey(
+        StopJob,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+        verbose_name=_("stop job"),
+        help_text=_("The latest queued stop job this message was part of."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -119,6 +196,7 @@ class ScheduledMessage(models.Model):
 
     if TYPE_CHECKING:
         attempts: RelatedManager[StopAttempt]
+        callbacks: RelatedManager[CallbackEvent]
 
     class Meta:
         verbose_name = _("scheduled message")
@@ -192,6 +270,14 @@ class StopAttempt(models.Model):
         max_length=64,
         blank=True,
         help_text=_("Host and process that made the call; lets a later run tell that it died."),
+    )
+    job = models.ForeignKey(
+        StopJob,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="attempts",
+        verbose_name=_("stop job"),
     )
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.PENDING)

@@ -44,6 +44,7 @@ from .models import (
     ScheduledMessage,
     State,
     StopAttempt,
+    StopJob,
     Trigger,
 )
 from .parsing import truncate, validate_apimsgid, validate_climsgid
@@ -110,6 +111,8 @@ class StopOutcome:
     untracked: bool = False
     #: Sent within STOP_CUTOFF_SECONDS of the send time: even a 006 may lose the race.
     race: bool = False
+    #: Failed in a way a later try may fix (timeout, HTTP 5xx, ERR 901, interrupted call).
+    transient: bool = False
 
     @property
     def ok(self) -> bool:
@@ -253,6 +256,7 @@ def stop_messages(
     progress: ProgressCallback | None = None,
     on_outcome: OutcomeCallback | None = None,
     cancel: threading.Event | None = None,
+    job: StopJob | None = None,
 ) -> StopSummary:
     """Stop many messages; return a ``StopSummary`` with counts by ``Result``.
 
@@ -265,7 +269,8 @@ def stop_messages(
     summary with ``interrupted`` set. A ``KeyboardInterrupt`` raises
     ``StopInterrupted`` once every call made is recorded.
     Raises ``ClickatellConfigurationError`` before anything is sent when settings are
-    incomplete.
+    incomplete. *job* is for workers (``django_clickatell_stop.jobs``): messages that
+    job queued (``stopping``, nothing in flight) are claimed too, and attempts link to it.
     """
     client = client or get_client()
     concurrency = max(1, concurrency or conf.CONCURRENCY)
@@ -286,6 +291,7 @@ def stop_messages(
         on_outcome=on_outcome,
         cancel=cancel or threading.Event(),
         preflight=conf.PREFLIGHT_QUERY,
+        job=job,
     )
     executor = (
         ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="clickatell-stop")
@@ -541,6 +547,7 @@ class _Run:
     on_outcome: OutcomeCallback | None
     cancel: threading.Event
     preflight: bool = False
+    job: StopJob | None = None
     abort: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -621,8 +628,9 @@ class _Run:
         attempts: list[StopAttempt] = []
         with transaction.atomic():
             rows = list(ScheduledMessage.objects.select_for_update().filter(pk__in=pks).order_by("pk"))
+            queued = self._queued_for_job(rows)
             for row in rows:
-                if row.state not in STOPPABLE_STATES:
+                if row.state not in STOPPABLE_STATES and row.pk not in queued:
                     result = Result.ALREADY_STOPPED if row.state == State.STOPPED else Result.SKIPPED
                     reason = (
                         ""
@@ -644,8 +652,8 @@ class _Run:
                 for row in claimed:
                     row._previous_state = row.state  # type: ignore[attr-defined]
                     row.state = State.STOPPING
-                ScheduledMessage.objects.filter(
-                    pk__in=[r.pk for r in claimed], state__in=STOPPABLE_STATES
+                ScheduledMessage.objects.filter(pk__in=[r.pk for r in claimed]).exclude(
+                    state=State.STOPPING
                 ).update(state=State.STOPPING, updated_at=now)
                 attempts = StopAttempt.objects.bulk_create(
                     [
@@ -658,6 +666,7 @@ class _Run:
                             else f"climsgid={row.climsgid}",
                             started_at=now,
                             claimed_by=owner,
+                            job=self.job,
                         )
                         for row in claimed
                     ]
@@ -670,6 +679,19 @@ class _Run:
         cutoff = now + timedelta(seconds=conf.STOP_CUTOFF_SECONDS)
         racing = {row.pk for row in claimed if row.scheduled_for is not None and row.scheduled_for <= cutoff}
         return _Batch(claimed, {a.message_id: a for a in attempts}, racing=racing)
+
+    def _queued_for_job(self, rows: list[ScheduledMessage]) -> set[int]:
+        """Rows this run's job queued and nobody is calling about yet (no pending attempt)."""
+        if self.job is None:
+            return set()
+        queued = {row.pk for row in rows if row.state == State.STOPPING and row.job_id == self.job.pk}
+        if queued:
+            queued -= set(
+                StopAttempt.objects.filter(message_id__in=queued, outcome=Outcome.PENDING).values_list(
+                    "message_id", flat=True
+                )
+            )
+        return queued
 
     def _call(self, row: ScheduledMessage, started: set[int]) -> CallResult:
         if self.stopping:
@@ -698,6 +720,7 @@ class _Run:
         now = timezone.now()
         sent: list[tuple[ScheduledMessage, StopAttempt]] = []
         not_sent: list[ScheduledMessage] = []
+        transient: set[int] = set()
         for row in claimed:
             result = results.get(row.pk)
             if isinstance(result, _NotSent) or (result is None and row.pk not in started):
@@ -705,6 +728,8 @@ class _Run:
                 continue
             attempt = attempts[row.pk]
             _apply(row, attempt, result, now)
+            if result is None or (isinstance(result, ClickatellStopError) and result.transient):
+                transient.add(row.pk)
             if row.pk in batch.racing and attempt.outcome == Outcome.STOPPED:
                 row.needs_recheck = True  # 006 this close to the send time: the sync checks it again
             sent.append((row, attempt))
@@ -760,6 +785,7 @@ class _Run:
                     gateway_status=attempt.gateway_status,
                     reason=reason,
                     race=row.pk in batch.racing,
+                    transient=row.pk in transient,
                 )
             )
         for row in not_sent:

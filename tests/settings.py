@@ -58,3 +58,21 @@ CLICKATELL_STOP: dict[str, object] = {
     "API_ID": "unset",
     "BASE_URL": "http://127.0.0.1:9",
 }
+
+# Worker processes started by the Celery tests get the parent's gateway settings this way.
+if os.environ.get("CLICKATELL_STOP_JSON"):
+    import json
+
+    CLICKATELL_STOP = json.loads(os.environ["CLICKATELL_STOP_JSON"])
+
+# Celery (tests/celery_app.py): its own Redis database, flushed by the worker tests.
+CELERY_BROKER_URL = os.environ.get("CLICKATELL_TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task whose worker died is handed to another worker after this long (Redis broker).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": float(os.environ.get("CLICKATELL_TEST_VISIBILITY", "3600"))
+}
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("CLICKATELL_TEST_CELERY_EAGER", "1") == "1"
+# Not propagated: a propagated Retry would escape the eager chord instead of running the retry.
+CELERY_TASK_EAGER_PROPAGATES = False

@@ -1,0 +1,48 @@
+"""Stop jobs on Django's tasks framework: ``django.tasks`` (Django 6) or the ``django-tasks`` backport.
+
+Set ``CLICKATELL_STOP["EXECUTION"] = "tasks"``; the tasks run on the site's default
+task backend (``TASKS`` setting) and its workers. The framework has no chords or
+retries, so each chunk is its own task: the one that completes the last chunk finishes
+the job, and a chunk with transient failures enqueues its own retry (deferred by
+``JOB_RETRY_BACKOFF`` where the backend supports ``run_after``). Delivery guarantees
+are the backend's; running a chunk twice stops nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from . import jobs
+from .conf import conf
+from .models import StopJob
+
+try:
+    from django.tasks import task
+except ImportError:  # Django 5.2: the backport
+    from django_tasks import task  # type: ignore[no-redef]
+
+
+@task
+def stop_chunk(job_id: str, index: int, pks: list[int], retries: int = 0) -> dict[str, Any]:
+    """Stop one chunk of a job; enqueue a retry of its transient failures, or mark it done."""
+    run = jobs.run_chunk(job_id, index, pks)
+    if run.retry and retries < conf.JOB_MAX_RETRIES:
+        jobs.requeue(job_id, run.retry)
+        retry = stop_chunk
+        if stop_chunk.get_backend().supports_defer:
+            delay = timedelta(seconds=jobs.retry_delay(retries))
+            retry = stop_chunk.using(run_after=timezone.now() + delay)
+        retry.enqueue(job_id, index, run.retry, retries + 1)
+        return {"retrying": run.retry}
+    progress = jobs.complete_chunk(job_id, index, pks)
+    return progress.as_dict() if progress else {}
+
+
+def dispatch(job: StopJob, chunks: Sequence[Sequence[int]]) -> None:
+    """Enqueue one task per chunk on the default task backend."""
+    for index, pks in enumerate(chunks):
+        stop_chunk.enqueue(str(job.pk), index, list(pks))
