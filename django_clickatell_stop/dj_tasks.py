@@ -30,14 +30,14 @@ except ImportError:  # Django 5.2: the backport
 def stop_chunk(job_id: str, index: int, pks: list[int], retries: int = 0) -> dict[str, Any]:
     """Stop one chunk of a job; enqueue a retry of its transient failures, or mark it done."""
     run = jobs.run_chunk(job_id, index, pks)
-    if run.retry and retries < conf.JOB_MAX_RETRIES:
+    if run.again and retries < conf.JOB_MAX_RETRIES:
         jobs.requeue(job_id, run.retry)
         retry = stop_chunk
         if stop_chunk.get_backend().supports_defer:
             delay = timedelta(seconds=jobs.retry_delay(retries))
             retry = stop_chunk.using(run_after=timezone.now() + delay)
-        retry.enqueue(job_id, index, run.retry, retries + 1)
-        return {"retrying": run.retry}
+        retry.enqueue(job_id, index, run.again, retries + 1)
+        return {"retrying": run.again}
     progress = jobs.complete_chunk(job_id, index, pks)
     return progress.as_dict() if progress else {}
 

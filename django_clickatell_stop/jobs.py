@@ -129,11 +129,22 @@ class JobProgress:
 
 @dataclass(slots=True)
 class ChunkRun:
-    """What one run of a chunk did; ``retry`` lists the messages worth another try."""
+    """What one run of a chunk did, and which of its messages want another run.
+
+    ``retry``: failed transiently (now ``failed``; ``requeue()`` them before retrying).
+    ``waiting``: in flight in another run of this job (a redelivered task while the
+    first still runs, or a dead worker on another host not yet reconciled).
+    """
 
     summary: StopSummary | None
     retry: list[int] = field(default_factory=list)
+    waiting: list[int] = field(default_factory=list)
     duplicate: bool = False
+
+    @property
+    def again(self) -> list[int]:
+        """Everything a retry of this chunk should cover."""
+        return sorted({*self.retry, *self.waiting})
 
 
 def get_dispatcher(backend: str) -> Dispatcher:
@@ -213,10 +224,13 @@ def run_chunk(job_id: uuid.UUID | str, index: int, pks: Sequence[int]) -> ChunkR
     StopJobChunk.objects.filter(pk=chunk.pk).update(tries=chunk.tries + 1)
     StopJob.objects.filter(pk=job.pk, state=JobState.QUEUED).update(state=JobState.RUNNING, started_at=now)
     retry: list[int] = []
+    skipped: list[int] = []
 
     def note(outcome: StopOutcome) -> None:
         if outcome.transient and outcome.result in (Result.FAILED, Result.INTERRUPTED):
             retry.append(outcome.message_pk)
+        elif outcome.result == Result.SKIPPED:
+            skipped.append(outcome.message_pk)
 
     summary = stop_messages(
         ScheduledMessage.objects.filter(pk__in=pks),
@@ -225,7 +239,12 @@ def run_chunk(job_id: uuid.UUID | str, index: int, pks: Sequence[int]) -> ChunkR
         job=job,
         on_outcome=note,
     )
-    return ChunkRun(summary=summary, retry=sorted(retry))
+    waiting = ScheduledMessage.objects.filter(pk__in=skipped, job=job, state=State.STOPPING)
+    return ChunkRun(
+        summary=summary,
+        retry=sorted(retry),
+        waiting=sorted(waiting.values_list("pk", flat=True)) if skipped else [],
+    )
 
 
 def requeue(job_id: uuid.UUID | str, pks: Sequence[int]) -> int:

@@ -38,10 +38,10 @@ def stop_chunk(self: Task[Any, Any], job_id: str, index: int, pks: list[int]) ->
     if self.request.retries > conf.JOB_MAX_RETRIES:
         return _complete(job_id, index, pks)
     run = jobs.run_chunk(job_id, index, pks)
-    if run.retry and self.request.retries < conf.JOB_MAX_RETRIES:
+    if run.again and self.request.retries < conf.JOB_MAX_RETRIES:
         jobs.requeue(job_id, run.retry)
         raise self.retry(
-            args=(job_id, index, run.retry),
+            args=(job_id, index, run.again),
             countdown=jobs.retry_delay(self.request.retries),
             max_retries=conf.JOB_MAX_RETRIES,
         )

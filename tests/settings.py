@@ -71,7 +71,10 @@ CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A task whose worker died is handed to another worker after this long (Redis broker).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": float(os.environ.get("CLICKATELL_TEST_VISIBILITY", "3600"))
+    "visibility_timeout": float(os.environ.get("CLICKATELL_TEST_VISIBILITY", "3600")),
+    # Look for such tasks every second, not every 100 s (kombu's default sweep: 10 s x 10 polls).
+    "unacked_restore_interval": 1,
+    "unacked_restore_throttle": 1,
 }
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("CLICKATELL_TEST_CELERY_EAGER", "1") == "1"
 # Not propagated: a propagated Retry would escape the eager chord instead of running the retry.
