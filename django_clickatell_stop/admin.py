@@ -15,16 +15,18 @@ from django.utils.translation import ngettext
 
 from .conf import conf
 from .exceptions import ClickatellConfigurationError
-from .models import STOPPABLE_STATES, CallbackEvent, ScheduledMessage, State, StopAttempt
+from .jobs import enqueue_stop, job_counts, progress
+from .models import STOPPABLE_STATES, CallbackEvent, ScheduledMessage, State, StopAttempt, StopJob
 from .services import Result, StopSummary, stop_messages
 
 if TYPE_CHECKING:
     CallbackAdminBase = admin.ModelAdmin[CallbackEvent]
+    JobAdminBase = admin.ModelAdmin[StopJob]
     MessageAdminBase = admin.ModelAdmin[ScheduledMessage]
     AttemptAdminBase = admin.ModelAdmin[StopAttempt]
     AttemptInlineBase = admin.TabularInline[StopAttempt, ScheduledMessage]
 else:
-    MessageAdminBase = AttemptAdminBase = CallbackAdminBase = admin.ModelAdmin
+    MessageAdminBase = AttemptAdminBase = CallbackAdminBase = JobAdminBase = admin.ModelAdmin
     AttemptInlineBase = admin.TabularInline
 
 STOP_PERMISSION = "django_clickatell_stop.stop_scheduledmessage"
@@ -40,6 +42,7 @@ _INLINE_FIELDS: tuple[str, ...] = (
     "error_display",
     "http_status",
     "finished_at",
+    "job",
 )
 _ATTEMPT_FIELDS: tuple[str, ...] = (
     "message_link",
@@ -53,6 +56,7 @@ _ATTEMPT_FIELDS: tuple[str, ...] = (
     "gateway_status",
     "error_display",
     "raw_reply",
+    "job",
 )
 
 _STATE_COLOURS = {
@@ -126,6 +130,7 @@ class ScheduledMessageAdmin(MessageAdminBase):
         "error_code",
         "error_description",
         "stopped_at",
+        "job_link",
         "untracked",
         "created_at",
         "updated_at",
@@ -134,7 +139,16 @@ class ScheduledMessageAdmin(MessageAdminBase):
         (None, {"fields": ["apimsgid", "climsgid", "recipient", "body", "scheduled_for"]}),
         (
             _("What Clickatell said"),
-            {"fields": ["state", "gateway_status_display", "error_code", "error_description", "stopped_at"]},
+            {
+                "fields": [
+                    "state",
+                    "gateway_status_display",
+                    "error_code",
+                    "error_description",
+                    "stopped_at",
+                    "job_link",
+                ]
+            },
         ),
         (_("Record"), {"fields": ["untracked", "created_at", "updated_at"]}),
     ]
@@ -157,6 +171,13 @@ class ScheduledMessageAdmin(MessageAdminBase):
         if not obj.gateway_status:
             return "—"
         return f"{obj.gateway_status} {obj.gateway_status_description}"
+
+    @admin.display(description=_("stop job"))
+    def job_link(self, obj: ScheduledMessage) -> str:
+        if obj.job_id is None:
+            return "—"
+        url = reverse("admin:django_clickatell_stop_stopjob_change", args=[obj.job_id])
+        return format_html('<a href="{}">{}</a>', url, obj.job_id)
 
     def has_stop_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(STOP_PERMISSION)
@@ -219,7 +240,8 @@ class ScheduledMessageAdmin(MessageAdminBase):
         if not self.has_stop_permission(request):  # also checked in changelist_view
             raise PermissionDenied
         total = queryset.count()
-        if total > conf.ADMIN_MAX_SELECTION:
+        queued = conf.EXECUTION != "inline"
+        if total > conf.ADMIN_MAX_SELECTION and not queued:  # workers have no request to time out
             self.message_user(
                 request,
                 _(
@@ -228,6 +250,24 @@ class ScheduledMessageAdmin(MessageAdminBase):
                 )
                 % {"total": total, "limit": conf.ADMIN_MAX_SELECTION},
                 messages.ERROR,
+            )
+            return None
+        if request.POST.get("post") == "yes" and queued:
+            try:
+                job = enqueue_stop(queryset, trigger="admin", user=request.user)
+            except ClickatellConfigurationError as err:
+                self.message_user(request, _("Nothing queued: %(error)s") % {"error": err}, messages.ERROR)
+                return None
+            url = reverse("admin:django_clickatell_stop_stopjob_change", args=[job.pk])
+            text = ngettext(
+                "%(count)d message queued for stopping.",
+                "%(count)d messages queued for stopping.",
+                job.total,
+            ) % {"count": job.total}
+            self.message_user(
+                request,
+                format_html('{} <a href="{}">{}</a>', text, url, _("Follow the job")),
+                messages.SUCCESS if job.total else messages.INFO,
             )
             return None
         if request.POST.get("post") == "yes":
@@ -265,7 +305,7 @@ class ScheduledMessageAdmin(MessageAdminBase):
             "sending": sending,
             "skipped": skipped,
             "skipped_total": total - sending,
-            "too_many": total > conf.ADMIN_MAX_SELECTION,
+            "queued": conf.EXECUTION != "inline",
             "limit": conf.ADMIN_MAX_SELECTION,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             # "Select all N" is re-posted as such (the filters travel in form_action's query
@@ -339,3 +379,53 @@ class CallbackEventAdmin(ReadOnlyAdminMixin, CallbackAdminBase):
     list_filter = ["status", "applied", "received_at"]
     search_fields = ["apimsgid", "climsgid", "recipient"]
     list_select_related = ["message"]
+
+
+@admin.register(StopJob)
+class StopJobAdmin(ReadOnlyAdminMixin, JobAdminBase):
+    """Queued stops: where each stands (messages by state), read from the messages themselves."""
+
+    list_display = [
+        "created_at",
+        "id",
+        "backend",
+        "trigger",
+        "requested_by",
+        "state",
+        "total",
+        "progress_display",
+    ]
+    list_filter = ["state", "backend", "trigger", "created_at"]
+    list_select_related = ["requested_by"]
+    date_hierarchy = "created_at"
+    fields = readonly_fields = (
+        "id",
+        "backend",
+        "trigger",
+        "requested_by",
+        "state",
+        "total",
+        "progress_display",
+        "chunks_display",
+        "messages_link",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+
+    @admin.display(description=_("progress"))
+    def progress_display(self, obj: StopJob) -> str:
+        counts = job_counts(obj)
+        left = counts.get(State.STOPPING, 0)
+        shown = ", ".join(f"{n} {State(state).label.lower()}" for state, n in counts.items() if n)
+        return f"{obj.total - left}/{obj.total} done" + (f": {shown}" if shown else "")
+
+    @admin.display(description=_("chunks done"))
+    def chunks_display(self, obj: StopJob) -> str:
+        job = progress(obj)
+        return f"{job.chunks_done}/{job.chunks_total}"
+
+    @admin.display(description=_("messages"))
+    def messages_link(self, obj: StopJob) -> str:
+        url = reverse("admin:django_clickatell_stop_scheduledmessage_changelist")
+        return format_html('<a href="{}?job__exact={}">{}</a>', url, obj.pk, _("The job's messages"))

@@ -316,12 +316,19 @@ def _counts(job: StopJob) -> dict[str, int]:
     return {str(state): by_state.get(state, 0) for state in PROGRESS_STATES}
 
 
+def job_counts(job: StopJob) -> dict[str, int]:
+    """The job's messages by state: as stored when it finished, else counted now (one query)."""
+    if job.state == JobState.FINISHED and job.summary:
+        return {str(state): int(n) for state, n in job.summary.items()}
+    return _counts(job)
+
+
 def progress(job: StopJob | uuid.UUID | str) -> JobProgress:
     """The job's progress now: messages by state, and chunks done. Raises ``StopJob.DoesNotExist``."""
     job = job if isinstance(job, StopJob) else StopJob.objects.get(pk=job)
     job.refresh_from_db(fields=["state", "total", "summary"])
     chunks = job.chunks.aggregate(total=Count("pk"), done=Count("done_at"))
-    counts = job.summary if job.state == JobState.FINISHED and job.summary else _counts(job)
+    counts = job_counts(job)
     return JobProgress(
         job_id=job.pk,
         state=job.state,
