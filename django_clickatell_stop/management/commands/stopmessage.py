@@ -7,11 +7,14 @@ import threading
 import time
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
+from django_clickatell_stop.conf import conf
 from django_clickatell_stop.exceptions import ClickatellConfigurationError
-from django_clickatell_stop.models import ScheduledMessage
+from django_clickatell_stop.jobs import enqueue_stop, progress
+from django_clickatell_stop.models import ScheduledMessage, StopJob
 from django_clickatell_stop.services import (
     Result,
     StopInterrupted,
@@ -36,11 +39,17 @@ Examples:
   manage.py stopmessage --climsgid reminder42 --climsgid reminder43
   manage.py stopmessage --scheduled-before 2026-12-24T00:00 --dry-run
   manage.py stopmessage --all-scheduled --yes --json --concurrency 16
+  manage.py stopmessage --all-scheduled --yes --enqueue     (on Celery workers)
+  manage.py stopmessage --job 1b0c4a6e-... --wait           (follow a queued job)
+
+--enqueue hands the stop to workers (the EXECUTION setting's queue, or celery
+if EXECUTION is "inline") and prints the job ID at once; --job shows a job's
+progress, counted by message state, and --wait follows it until it finishes.
 
 Exit status:
   0    every message was stopped (or had been stopped already)
   1    at least one message could not be stopped (too late, unknown to
-       Clickatell, failed, or not stoppable)
+       Clickatell, failed, or not stoppable); with --job, also: not finished yet
   2    usage or configuration error: bad arguments or IDs, missing credentials,
        or Clickatell rejected the account (the run stops at the first rejection)
   130  interrupted with Ctrl-C; every call made is recorded
@@ -49,6 +58,8 @@ Exit status:
 
 class Command(SelectionMixin, BaseCommand):
     help = HELP
+    #: Seconds between progress reads with --wait.
+    poll_interval = 1.0
 
     def add_arguments(self, parser: CommandParser) -> None:
         self.add_selection_arguments(parser, "stop", "state scheduled or failed")
@@ -63,10 +74,28 @@ class Command(SelectionMixin, BaseCommand):
             help="calls in flight at once (default: CONCURRENCY setting)",
         )
         parser.add_argument("--yes", action="store_true", help="do not ask before stopping a selection")
+        jobs_group = parser.add_argument_group("queued stops (Celery or Django tasks workers)")
+        jobs_group.add_argument(
+            "--enqueue",
+            nargs="?",
+            const="",
+            choices=["", "celery", "tasks"],
+            metavar="QUEUE",
+            help="queue the stop for workers and print the job ID (QUEUE: celery or tasks)",
+        )
+        jobs_group.add_argument("--job", metavar="JOB_ID", help="show a queued job's progress")
+        jobs_group.add_argument(
+            "--wait", action="store_true", help="with --enqueue or --job: follow the job until it finishes"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["concurrency"] is not None and options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1.", returncode=EXIT_USAGE)
+        if options["wait"] and options["enqueue"] is None and not options["job"]:
+            raise CommandError("--wait goes with --enqueue or --job.", returncode=EXIT_USAGE)
+        if options["job"]:
+            self._follow(options["job"], options)
+            return
         selection = self._selection(options)
         ids = self._validated_ids(options)
         if not ids and selection is None:
@@ -82,6 +111,9 @@ class Command(SelectionMixin, BaseCommand):
         if selected is not None:
             self._confirm(selected.count(), options)
         messages = self._messages(ids, selected)
+        if options["enqueue"] is not None:
+            self._enqueue(messages, options)
+            return
         self._stop(messages, options)
 
     # -- arguments --------------------------------------------------------------
@@ -200,6 +232,47 @@ class Command(SelectionMixin, BaseCommand):
             raise CommandError(
                 f"{failed} of {summary.total} messages were not stopped.", returncode=EXIT_NOT_STOPPED
             )
+
+    # -- queued jobs ---------------------------------------------------------------
+
+    def _enqueue(self, messages: Any, options: dict[str, Any]) -> None:
+        backend = options["enqueue"] or (conf.EXECUTION if conf.EXECUTION != "inline" else "celery")
+        try:
+            job = enqueue_stop(messages, trigger="command", backend=backend)
+        except ClickatellConfigurationError as err:
+            raise CommandError(f"Configuration error: {err}", returncode=EXIT_USAGE) from None
+        if options["json"]:
+            self.stdout.write(json.dumps({"job": str(job.pk), "queued": job.total, "queue": backend}))
+        else:
+            self.stdout.write(f"Queued {job.total} messages for stopping on {backend}: job {job.pk}")
+            if not options["wait"]:
+                self.stdout.write(f"Follow it with: manage.py stopmessage --job {job.pk} --wait")
+        if options["wait"]:
+            self._follow(str(job.pk), options)
+
+    def _follow(self, job_id: str, options: dict[str, Any]) -> None:
+        try:
+            current = progress(job_id)
+        except (StopJob.DoesNotExist, ValueError, ValidationError):
+            raise CommandError(f"No stop job {job_id!r}.", returncode=EXIT_USAGE) from None
+        shown = None
+        while True:
+            line = json.dumps(current.as_dict()) if options["json"] else current.describe()
+            if line != shown:
+                self.stdout.write(line)
+                shown = line
+            if current.finished or not options["wait"]:
+                break
+            try:
+                time.sleep(self.poll_interval)
+            except KeyboardInterrupt:
+                raise CommandError(
+                    f"Stopped following job {job_id}; the workers carry on.", returncode=EXIT_INTERRUPTED
+                ) from None
+            current = progress(job_id)
+        if not current.ok:
+            left = "not finished yet" if not current.finished else "not every message was stopped"
+            raise CommandError(f"Job {job_id}: {left}.", returncode=EXIT_NOT_STOPPED)
 
     def _install_sigint_handler(self, cancel: threading.Event) -> Any:
         """First Ctrl-C: send nothing new, record the calls in flight. Second: stop at once."""
