@@ -8,7 +8,6 @@ import re
 import pytest
 
 from django_clickatell_stop import jobs
-from django_clickatell_stop.management.commands import stopmessage
 from django_clickatell_stop.models import JobState, ScheduledMessage, State, StopJob
 
 from .test_commands import A, B, C, run, run_failing, tracked
@@ -69,7 +68,9 @@ def test_job_shows_progress_and_wait_follows_it_to_the_end(
     out, error = run_failing("--job", str(job.pk), code=1)
     assert f"Job {job.pk}: queued, 0 of 3 done (chunks 0/2): 3 stopping" in out
     assert "not finished yet" in error
-    monkeypatch.setattr(stopmessage.time, "sleep", lambda seconds: work(job))  # the workers run meanwhile
+    monkeypatch.setattr(
+        "django_clickatell_stop.management.commands.stopmessage.time.sleep", lambda seconds: work(job)
+    )  # the workers run meanwhile
     out, _ = run("--job", str(job.pk), "--wait")
     assert out.splitlines()[-1] == f"Job {job.pk}: finished, 3 of 3 done (chunks 2/2): 3 stopped"
     job.refresh_from_db()
@@ -127,6 +128,6 @@ def test_ctrl_c_while_waiting_leaves_the_job_running(
     def interrupt(seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(stopmessage.time, "sleep", interrupt)
+    monkeypatch.setattr("django_clickatell_stop.management.commands.stopmessage.time.sleep", interrupt)
     assert "the workers carry on" in run_failing("--job", str(job.pk), "--wait", code=130)[1]
     assert ScheduledMessage.objects.get().state == State.STOPPING
