@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.messages import get_messages
 from django.contrib.messages.storage.fallback import FallbackStorage
 from django.contrib.sessions.backends.db import SessionStore
+from django.core.checks import run_checks
 from django.test import RequestFactory
 
 from django_clickatell_stop.conf import DEFAULTS
@@ -32,7 +34,41 @@ def run(name: str) -> dict[str, Any]:
 
 
 def test_every_sample_is_exercised_here():
-    assert set(SAMPLES) == {"# settings.py", "# views.py", "# reminders.py", "# signals.py", "# tests.py"}
+    assert set(SAMPLES) == {
+        "# settings.py",
+        "# views.py",
+        "# reminders.py",
+        "# signals.py",
+        "# tests.py",
+        CELERY_SAMPLE,
+        "# settings.py, for the workers",
+    }
+
+
+CELERY_SAMPLE = '# celery.py, next to settings.py ("proj" is your project)'
+
+
+def test_celery_sample():
+    pytest.importorskip("celery")
+    namespace: dict[str, Any] = {"__name__": "readme_celery"}
+    exec(compile(SAMPLES[CELERY_SAMPLE], "README.md:celery.py", "exec"), namespace)
+    app = namespace["app"]
+    assert app.main == "proj"
+    assert app.conf.broker_url == django_settings.CELERY_BROKER_URL  # read from Django's settings
+
+
+def test_worker_settings_sample_passes_the_checks(settings):
+    namespace = run("settings.py, for the workers")
+    config = namespace["CLICKATELL_STOP"]
+    assert set(config) <= set(DEFAULTS)
+    settings.CLICKATELL_STOP = {**settings.CLICKATELL_STOP, **config}
+    ids = {message.id for message in run_checks()}
+    assert not ids & {
+        "django_clickatell_stop.W003",
+        "django_clickatell_stop.E005",
+        "django_clickatell_stop.E004",
+    }
+    assert namespace["CELERY_WORKER_PREFETCH_MULTIPLIER"] == 1
 
 
 def test_settings_sample(monkeypatch):
