@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/bulk_stop.py              # the issue's targets
     .venv/bin/python benchmarks/bulk_stop.py --quick      # a smaller, faster run
+    .venv/bin/python benchmarks/bulk_stop.py --celery     # stop jobs on 1 and 2 Celery workers
+
+``--celery`` needs PostgreSQL (``--database-url``, default the local ``postgres`` user;
+a ``clickatell_bench`` database is created and dropped) and Redis (``--broker-url``;
+that Redis database is flushed).
 
 The fake gateway runs in its own process (so it does not share our interpreter lock),
 with TCP_NODELAY and a configurable per-request latency. Prints a table, then one JSON
@@ -243,6 +248,192 @@ def naive_baseline(url: str, sample: int) -> float:
     return len(messages) / (time.perf_counter() - started)
 
 
+# -- --celery: stop jobs on worker processes ------------------------------------------
+
+BENCH_DB = "clickatell_bench"
+
+
+class CeleryWorkers:
+    """``celery worker`` processes (solo pool) against the benchmark's settings."""
+
+    def __init__(self, count: int, env: dict[str, str]) -> None:
+        self.logs = [tempfile.TemporaryFile("w+") for _ in range(count)]  # noqa: SIM115
+        self.processes = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    *("-m", "celery", "-A", "benchmarks.celery_app", "worker", "--pool=solo"),
+                    *("--loglevel=WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"),
+                    f"--hostname=bench{i}@%h",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            for i, log in enumerate(self.logs)
+        ]
+        from benchmarks.celery_app import app
+
+        deadline = time.monotonic() + 60
+        while len(app.control.ping(timeout=0.5) or []) < count:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
+                raise RuntimeError("Celery workers did not start: " + self.output())
+        time.sleep(0.5)
+
+    def output(self) -> str:
+        texts = []
+        for log in self.logs:
+            log.seek(0)
+            texts.append(log.read()[-2000:])
+        return "\n".join(texts)
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=30)
+
+
+def celery_job(n: int, prefix: int, workers: int, env: dict[str, str]) -> dict[str, Any]:
+    """Enqueue a stop of *n* fresh messages, time it to the job's end on *workers* workers."""
+    from django_clickatell_stop.jobs import enqueue_stop, progress
+    from django_clickatell_stop.models import ScheduledMessage
+
+    create_messages(n, prefix)
+    pool = CeleryWorkers(workers, env)
+    try:
+        started = time.perf_counter()
+        job = enqueue_stop(
+            ScheduledMessage.objects.filter(apimsgid__startswith=f"{prefix:08x}"), backend="celery"
+        )
+        while not (current := progress(job)).finished:
+            if time.perf_counter() - started > 600:
+                raise RuntimeError(f"job did not finish: {current.describe()}\n{pool.output()}")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    finally:
+        pool.close()
+    return {
+        "n": job.total,
+        "stopped": current.counts.get("stopped", 0),
+        "seconds": elapsed,
+        "per_second": job.total / elapsed,
+    }
+
+
+def celery_main(args: argparse.Namespace) -> None:
+    import psycopg
+    import redis
+
+    admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {BENCH_DB}")
+    broker = redis.Redis.from_url(args.broker_url)
+    broker.flushdb()
+    n, c, chunk = args.n, args.concurrency, args.chunk_size
+    gateway = Gateway(args.latency)
+
+    def stop_settings(**extra: Any) -> str:
+        config = {
+            "USER": USER,
+            "PASSWORD": PASSWORD,
+            "API_ID": API_ID,
+            "BASE_URL": gateway.url,
+            "CONCURRENCY": c,
+            "CHUNK_SIZE": chunk,
+            "EXECUTION": "celery",
+            **extra,
+        }
+        return json.dumps(config)
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "benchmarks.celery_settings",
+        "DATABASE_URL": args.database_url.rsplit("/", 1)[0] + f"/{BENCH_DB}",
+        "BENCH_BROKER_URL": args.broker_url,
+        "BENCH_CLICKATELL_STOP": stop_settings(),
+        "PYTHONPATH": str(ROOT),
+    }
+    rate_env = {
+        **env,
+        "BENCH_CLICKATELL_STOP": stop_settings(
+            MAX_REQUESTS_PER_SECOND=args.rate, RATE_LIMIT_REDIS_URL=args.broker_url
+        ),
+    }
+    os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
+    try:
+        import django
+
+        django.setup()
+        migrate()
+        from django.db import connections
+
+        from django_clickatell_stop.models import ScheduledMessage
+        from django_clickatell_stop.services import stop_messages
+
+        create_messages(n, 30)
+        started = time.perf_counter()
+        inline = stop_messages(
+            ScheduledMessage.objects.filter(apimsgid__startswith=f"{30:08x}"), concurrency=c
+        )
+        inline_per_second = inline.total / (time.perf_counter() - started)
+        connections.close_all()
+        one = celery_job(n, 31, 1, env)
+        two = celery_job(n, 32, 2, env)
+        rate_n = int(args.rate * 5)
+        limited = celery_job(rate_n, 33, 2, rate_env)
+        rate_seen = gateway_rate(gateway.url, 33)
+        connections.close_all()
+    finally:
+        gateway.close()
+        broker.flushdb()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+    ideal = c / args.latency
+    figures = {
+        "mode": "celery",
+        "latency_s": args.latency,
+        "n": n,
+        "concurrency_per_worker": c,
+        "chunk_size": chunk,
+        "inline_per_second": round(inline_per_second, 1),
+        "one_worker_per_second": round(one["per_second"], 1),
+        "two_workers_per_second": round(two["per_second"], 1),
+        "two_vs_one": round(two["per_second"] / one["per_second"], 2),
+        "one_worker_vs_inline": round(one["per_second"] / inline_per_second, 2),
+        "ideal_per_worker": round(ideal, 1),
+        "rate_limit": args.rate,
+        "rate_two_workers_at_gateway": round(rate_seen, 1),
+        "rate_error": round(rate_seen / args.rate - 1, 4),
+        "all_stopped": all(r["stopped"] == r["n"] for r in (one, two, limited)) and inline.ok,
+    }
+    rows = [
+        (f"in process (stop_messages), N={n}, concurrency {c}", f"{inline_per_second:.1f} msg/s", "baseline"),
+        (
+            f"Celery, 1 worker, N={n}, chunks of {chunk}",
+            f"{one['per_second']:.1f} msg/s",
+            f"{figures['one_worker_vs_inline']}x in process; ideal {ideal:.0f}/worker",
+        ),
+        (
+            f"Celery, 2 workers, N={n}",
+            f"{two['per_second']:.1f} msg/s",
+            f"{figures['two_vs_one']}x one worker",
+        ),
+        (
+            f"2 workers, MAX_REQUESTS_PER_SECOND={args.rate:g} via Redis, at the gateway",
+            f"{rate_seen:.1f} req/s",
+            f"{figures['rate_error']:+.2%} (within 10%)",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>14}  {note}")
+    print(json.dumps(figures))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -260,9 +451,26 @@ def main() -> None:
     parser.add_argument("--prefix", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--transport", default="http", choices=TRANSPORTS, help=argparse.SUPPRESS)
+    parser.add_argument("--celery", action="store_true", help="stop jobs on 1 and 2 Celery workers instead")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        help="--celery: a PostgreSQL server to create the benchmark database on",
+    )
+    parser.add_argument(
+        "--broker-url",
+        default=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13"),
+        help="--celery: the Redis database for the broker and the shared rate limit (flushed)",
+    )
+    parser.add_argument("--chunk-size", type=int, default=250, help="--celery: CHUNK_SIZE")
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.celery:
+        if args.quick:
+            args.n = 600
+        celery_main(args)
         return
     if args.quick:
         args.n, args.big_n, args.sample = 400, 2000, 20
