@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .conf import conf
-from .exceptions import ClickatellConfigurationError
+from .exceptions import ClickatellConfigurationError, ClickatellQueueError
 from .jobs import enqueue_stop, job_counts, progress
 from .models import STOPPABLE_STATES, CallbackEvent, ScheduledMessage, State, StopAttempt, StopJob
 from .services import Result, StopSummary, stop_messages
@@ -255,7 +255,7 @@ class ScheduledMessageAdmin(MessageAdminBase):
         if request.POST.get("post") == "yes" and queued:
             try:
                 job = enqueue_stop(queryset, trigger="admin", user=request.user)
-            except ClickatellConfigurationError as err:
+            except (ClickatellConfigurationError, ClickatellQueueError) as err:
                 self.message_user(request, _("Nothing queued: %(error)s") % {"error": err}, messages.ERROR)
                 return None
             url = reverse("admin:django_clickatell_stop_stopjob_change", args=[job.pk])
@@ -408,6 +408,7 @@ class StopJobAdmin(ReadOnlyAdminMixin, JobAdminBase):
         "progress_display",
         "chunks_display",
         "messages_link",
+        "error",
         "created_at",
         "started_at",
         "finished_at",

@@ -149,13 +149,27 @@ def _check_execution(config: dict[str, Any]) -> list[CheckMessage]:
         get_dispatcher(execution)
     except ClickatellConfigurationError as err:
         return [Error(str(err), id="django_clickatell_stop.E005")]
+    messages: list[CheckMessage] = []
+    if execution == "celery":
+        from celery import current_app
+
+        if not current_app.conf.result_backend:
+            messages.append(
+                Error(
+                    "EXECUTION is 'celery' but the Celery app has no result backend: a stop job is a chord, "
+                    "and chords need one. Is your Celery app loaded at all?",
+                    hint="Import it in your project package's __init__.py (from .celery import app) and set "
+                    "CELERY_RESULT_BACKEND, e.g. to your Redis broker's URL.",
+                    id="django_clickatell_stop.E006",
+                )
+            )
     if config.get("MAX_REQUESTS_PER_SECOND") and not config.get("RATE_LIMIT_REDIS_URL"):
-        return [
+        messages.append(
             Warning(
                 f"EXECUTION is {execution!r} but MAX_REQUESTS_PER_SECOND is enforced per worker process: "
                 "all workers together may exceed it.",
                 hint="Set RATE_LIMIT_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to share one limit.",
                 id="django_clickatell_stop.W003",
             )
-        ]
-    return []
+        )
+    return messages

@@ -156,3 +156,10 @@ class ClickatellInvalidIDError(ClickatellValidationError):
 
 class ClickatellConfigurationError(ImproperlyConfigured):
     """``settings.CLICKATELL_STOP`` is missing something or holds a bad value."""
+
+
+class ClickatellQueueError(ClickatellStopError):
+    """A stop job could not be handed to its queue (broker down, Celery app not loaded).
+
+    Nothing was sent, and the job's messages are back in the state they were in.
+    """

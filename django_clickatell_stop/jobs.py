@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from .conf import conf
-from .exceptions import ClickatellConfigurationError
+from .exceptions import ClickatellConfigurationError, ClickatellQueueError
 from .models import (
     STOPPABLE_STATES,
     JobState,
@@ -37,6 +37,7 @@ from .models import (
     StopJobChunk,
     Trigger,
 )
+from .parsing import truncate
 from .services import (
     Result,
     StopOutcome,
@@ -189,12 +190,15 @@ def enqueue_stop(
     selected.sort()
     size = max(1, conf.CHUNK_SIZE)
     now = timezone.now()
+    previously_failed: set[int] = set()
     with transaction.atomic():
         job = StopJob.objects.create(backend=backend, trigger=str(trigger), requested_by=_user_or_none(user))
         for start in range(0, len(selected), size):
             batch = selected[start : start + size]
             _lock_messages(batch)
-            ScheduledMessage.objects.filter(pk__in=batch, state__in=STOPPABLE_STATES).update(
+            batch_queryset = ScheduledMessage.objects.filter(pk__in=batch)
+            previously_failed.update(batch_queryset.filter(state=State.FAILED).values_list("pk", flat=True))
+            batch_queryset.filter(state__in=STOPPABLE_STATES).update(
                 state=State.STOPPING, job=job, error_code="", error_description="", updated_at=now
             )
         queued = list(job.messages.filter(state=State.STOPPING).order_by("pk").values_list("pk", flat=True))
@@ -205,11 +209,40 @@ def enqueue_stop(
         job.total = len(queued)
         job.save(update_fields=["total"])
         if chunks:
-            transaction.on_commit(lambda: dispatch(job, chunks))
+            transaction.on_commit(lambda: _dispatch_or_release(dispatch, job, chunks, previously_failed))
         else:
             _finish(job)
+    if job.error:  # the queue refused it just now (outside a caller's transaction)
+        raise ClickatellQueueError(f"Stop job not queued: {job.error}. Nothing was sent.")
     logger.info("Queued %d message(s) for stopping as job %s on %s", job.total, job.pk, backend)
     return job
+
+
+def _dispatch_or_release(
+    dispatch: Dispatcher, job: StopJob, chunks: Sequence[Sequence[int]], previously_failed: set[int]
+) -> None:
+    """Hand the chunks to the queue; if it cannot take them, put the messages back as they were."""
+    try:
+        dispatch(job, chunks)
+    except Exception as err:  # broker down, app not configured, ...: release, never strand
+        logger.exception("Stop job %s could not be queued; releasing its messages", job.pk)
+        job.error = truncate(f"{type(err).__name__}: {err}", 255)
+        with transaction.atomic():
+            queued = list(
+                job.messages.filter(state=State.STOPPING).order_by("pk").values_list("pk", flat=True)
+            )
+            _lock_messages(queued)
+            now = timezone.now()
+            for state, pks in (
+                (State.FAILED, [pk for pk in queued if pk in previously_failed]),
+                (State.SCHEDULED, [pk for pk in queued if pk not in previously_failed]),
+            ):
+                ScheduledMessage.objects.filter(pk__in=pks, state=State.STOPPING).update(
+                    state=state, job=None, updated_at=now
+                )
+            job.chunks.update(done_at=now)
+            job.save(update_fields=["error"])
+            _finish(job)
 
 
 def run_chunk(job_id: uuid.UUID | str, index: int, pks: Sequence[int]) -> ChunkRun:

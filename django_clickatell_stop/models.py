@@ -87,6 +87,12 @@ class StopJob(models.Model):
     summary = models.JSONField(
         _("summary"), default=dict, blank=True, help_text=_("Messages by state when the job finished.")
     )
+    error = models.CharField(
+        _("error"),
+        max_length=255,
+        blank=True,
+        help_text=_("Why the job could not be queued (its messages were put back as they were)."),
+    )
 
     if TYPE_CHECKING:
         messages: RelatedManager[ScheduledMessage]

@@ -46,6 +46,12 @@ def main() -> int:
                 time.sleep(0.1)
         subprocess.run([*MANAGE, "migrate", "--no-input", "-v", "0"], check=True)
         subprocess.run([*MANAGE, "seed_demo"], check=True)
+        worker_note = ""
+        if os.environ.get("CLICKATELL_EXECUTION") == "celery":
+            worker_note = " and the Celery worker"
+            # Stop jobs from the admin go to this worker (Redis at CELERY_BROKER_URL).
+            worker = [sys.executable, "-m", "celery", "-A", "demo_site", "worker", "--concurrency", "1"]
+            processes.append(subprocess.Popen([*worker, "--loglevel", "INFO"], cwd=HERE))
         print(
             f"""
   The demo is running. Open:
@@ -54,7 +60,7 @@ def main() -> int:
                                         or support / support (may only view and stop)
   From another terminal, the command:
     .venv/bin/python example_project/manage.py stopmessage --all-scheduled --dry-run
-  Ctrl-C stops the site and the fake gateway.
+  Ctrl-C stops the site and the fake gateway{worker_note}.
 """,
             flush=True,
         )

@@ -126,3 +126,17 @@ def test_forged_enqueue_without_the_stop_permission_is_refused(
     client.force_login(viewer)
     assert action(client, [message], post="yes").status_code == 403
     assert not StopJob.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queue_that_refuses_the_job_is_reported_and_nothing_stays_stopping(
+    client, operator, gw, queued_settings, monkeypatch
+):
+    monkeypatch.setitem(jobs.DISPATCHERS, "celery", "tests.test_jobs.refuse_dispatch")
+    (message,) = make(gw, 1)
+    client.force_login(operator)
+    response = action(client, [message], post="yes")
+    ((level, text),) = texts(response)
+    assert level == "error" and text.startswith("Nothing queued: Stop job not queued: ConnectionError")
+    message.refresh_from_db()
+    assert message.state == State.SCHEDULED

@@ -32,6 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 BROKER_URL = os.environ.get("CLICKATELL_TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
 
 
+@pytest.fixture
+def pg() -> None:
+    """Skip before touching Redis when the tests do not run on PostgreSQL."""
+    postgres_url()
+
+
 def postgres_url() -> str:
     if connection.vendor != "postgresql":
         pytest.skip("workers share the test database: run with DATABASE_URL=postgres://...")
@@ -42,7 +48,7 @@ def postgres_url() -> str:
 
 
 @pytest.fixture
-def broker() -> Iterator[str]:
+def broker(pg: None) -> Iterator[str]:
     try:
         import redis
 

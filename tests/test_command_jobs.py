@@ -131,3 +131,12 @@ def test_ctrl_c_while_waiting_leaves_the_job_running(
     monkeypatch.setattr("django_clickatell_stop.management.commands.stopmessage.time.sleep", interrupt)
     assert "the workers carry on" in run_failing("--job", str(job.pk), "--wait", code=130)[1]
     assert ScheduledMessage.objects.get().state == State.STOPPING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queue_that_refuses_the_job_exits_2_with_nothing_left_queued(gw, settings, monkeypatch):
+    settings.CLICKATELL_STOP = gw.settings()
+    monkeypatch.setitem(jobs.DISPATCHERS, "celery", "tests.test_jobs.refuse_dispatch")
+    tracked(A, gw)
+    assert "Stop job not queued: ConnectionError" in run_failing(A, "--enqueue", code=2)[1]
+    assert ScheduledMessage.objects.get().state == State.SCHEDULED

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.checks import run_checks
 
 from django_clickatell_stop import jobs, services
-from django_clickatell_stop.exceptions import ClickatellConfigurationError
+from django_clickatell_stop.exceptions import ClickatellConfigurationError, ClickatellQueueError
 from django_clickatell_stop.models import (
     JobState,
     Outcome,
@@ -302,6 +302,8 @@ def _immediate_backend() -> str:
 
 
 def test_checks_for_jobs(settings, monkeypatch):
+    import tests.celery_app  # noqa: F401 - the app, as a project's __init__ would load it
+
     settings.CLICKATELL_STOP = {
         **settings.CLICKATELL_STOP,
         "EXECUTION": "celery",
@@ -318,3 +320,38 @@ def test_checks_for_jobs(settings, monkeypatch):
     assert "pip install 'django-clickatell-stop[celery]'" in error.msg
     settings.CLICKATELL_STOP["EXECUTION"] = "rq"
     assert "django_clickatell_stop.E004" in {m.id for m in run_checks()}
+
+
+def refuse_dispatch(job, chunks):
+    raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queue_that_refuses_the_job_puts_every_message_back(jobs_gw, monkeypatch):
+    monkeypatch.setitem(jobs.DISPATCHERS, "celery", "tests.test_jobs.refuse_dispatch")
+    scheduled, failed, stopped = make(3, jobs_gw)
+    ScheduledMessage.objects.filter(pk=failed.pk).update(state=State.FAILED, error_description="timeout")
+    ScheduledMessage.objects.filter(pk=stopped.pk).update(state=State.STOPPED)
+    with pytest.raises(
+        ClickatellQueueError, match="not queued: ConnectionError: Error 111.*Nothing was sent"
+    ):
+        jobs.enqueue_stop(ScheduledMessage.objects.all(), backend="celery")
+    states = dict(ScheduledMessage.objects.values_list("pk", "state"))
+    assert states == {scheduled.pk: State.SCHEDULED, failed.pk: State.FAILED, stopped.pk: State.STOPPED}
+    assert not ScheduledMessage.objects.filter(job__isnull=False).exists()
+    job = StopJob.objects.get()
+    assert job.state == JobState.FINISHED and "Connection refused" in job.error
+    assert jobs_gw.calls_to("delmsg") == []
+
+
+def test_check_e006_celery_app_without_a_result_backend(settings, monkeypatch):
+    pytest.importorskip("celery")
+    from celery import current_app
+
+    import tests.celery_app  # noqa: F401 - the app, as a project's __init__ would load it
+
+    settings.CLICKATELL_STOP = {**settings.CLICKATELL_STOP, "EXECUTION": "celery"}
+    assert "django_clickatell_stop.E006" not in {m.id for m in run_checks()}
+    monkeypatch.setattr(current_app.conf, "result_backend", None)
+    (error,) = [m for m in run_checks() if m.id == "django_clickatell_stop.E006"]
+    assert "from .celery import app" in (error.hint or "")

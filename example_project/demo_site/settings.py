@@ -83,7 +83,16 @@ CLICKATELL_STOP = {
     "CONCURRENCY": int(os.environ.get("CLICKATELL_CONCURRENCY", "8")),
     "CHUNK_SIZE": int(os.environ.get("CLICKATELL_CHUNK_SIZE", "500")),
     "CALLBACK_SECRET": os.environ.get("CLICKATELL_CALLBACK_SECRET", "demo-callback-secret"),
+    # "celery": the admin queues stops for a Celery worker (demo.py starts one; needs Redis).
+    "EXECUTION": os.environ.get("CLICKATELL_EXECUTION", "inline"),
+    "MAX_REQUESTS_PER_SECOND": float(os.environ.get("CLICKATELL_MAX_REQUESTS_PER_SECOND", "0")) or None,
+    "RATE_LIMIT_REDIS_URL": os.environ.get("CLICKATELL_RATE_LIMIT_REDIS_URL") or None,
 }
+
+# Only used with CLICKATELL_EXECUTION=celery (demo_site/celery.py).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 LOGGING = {
     "version": 1,

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
 from django_clickatell_stop.conf import conf
-from django_clickatell_stop.exceptions import ClickatellConfigurationError
+from django_clickatell_stop.exceptions import ClickatellConfigurationError, ClickatellQueueError
 from django_clickatell_stop.jobs import enqueue_stop, progress
 from django_clickatell_stop.models import ScheduledMessage, StopJob
 from django_clickatell_stop.services import (
@@ -51,7 +51,8 @@ Exit status:
   1    at least one message could not be stopped (too late, unknown to
        Clickatell, failed, or not stoppable); with --job, also: not finished yet
   2    usage or configuration error: bad arguments or IDs, missing credentials,
-       or Clickatell rejected the account (the run stops at the first rejection)
+       Clickatell rejected the account (the run stops at the first rejection),
+       or the queue refused a job (--enqueue; nothing is left queued)
   130  interrupted with Ctrl-C; every call made is recorded
 """
 
@@ -241,6 +242,8 @@ class Command(SelectionMixin, BaseCommand):
             job = enqueue_stop(messages, trigger="command", backend=backend)
         except ClickatellConfigurationError as err:
             raise CommandError(f"Configuration error: {err}", returncode=EXIT_USAGE) from None
+        except ClickatellQueueError as err:
+            raise CommandError(str(err), returncode=EXIT_USAGE) from None
         if options["json"]:
             self.stdout.write(json.dumps({"job": str(job.pk), "queued": job.total, "queue": backend}))
         else:
