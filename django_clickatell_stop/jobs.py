@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -89,6 +89,8 @@ class JobProgress:
     counts: dict[str, int]
     chunks_total: int
     chunks_done: int
+    #: Why the job could not be queued (its messages were put back); empty when it was.
+    error: str = ""
 
     @property
     def remaining(self) -> int:
@@ -105,12 +107,14 @@ class JobProgress:
     @property
     def ok(self) -> bool:
         """Finished, and every message is stopped."""
-        return self.finished and self.counts.get(State.STOPPED, 0) == self.total
+        return self.finished and not self.error and self.counts.get(State.STOPPED, 0) == self.total
 
     def describe(self) -> str:
         counts = ", ".join(
             f"{count} {State(state).label.lower()}" for state, count in self.counts.items() if count
         )
+        if self.error:
+            return f"Job {self.job_id}: not queued ({self.error}); its messages were put back"
         return (
             f"Job {self.job_id}: {JobState(self.state).label.lower()}, {self.done} of {self.total} done"
             f" (chunks {self.chunks_done}/{self.chunks_total}){': ' + counts if counts else ''}"
@@ -125,6 +129,7 @@ class JobProgress:
             "counts": dict(self.counts),
             "chunks": {"total": self.chunks_total, "done": self.chunks_done},
             "ok": self.ok,
+            "error": self.error or None,
         }
 
 
@@ -199,7 +204,7 @@ def enqueue_stop(
             batch_queryset = ScheduledMessage.objects.filter(pk__in=batch)
             previously_failed.update(batch_queryset.filter(state=State.FAILED).values_list("pk", flat=True))
             batch_queryset.filter(state__in=STOPPABLE_STATES).update(
-                state=State.STOPPING, job=job, error_code="", error_description="", updated_at=now
+                state=State.STOPPING, job=job, updated_at=now
             )
         queued = list(job.messages.filter(state=State.STOPPING).order_by("pk").values_list("pk", flat=True))
         chunks = [queued[start : start + size] for start in range(0, len(queued), size)]
@@ -254,7 +259,7 @@ def run_chunk(job_id: uuid.UUID | str, index: int, pks: Sequence[int]) -> ChunkR
         logger.info("Job %s chunk %s is done or gone: nothing to do", job_id, index)
         return ChunkRun(summary=None, duplicate=True)
     now = timezone.now()
-    StopJobChunk.objects.filter(pk=chunk.pk).update(tries=chunk.tries + 1)
+    StopJobChunk.objects.filter(pk=chunk.pk).update(tries=F("tries") + 1)
     StopJob.objects.filter(pk=job.pk, state=JobState.QUEUED).update(state=JobState.RUNNING, started_at=now)
     retry: list[int] = []
     skipped: list[int] = []
@@ -359,7 +364,7 @@ def job_counts(job: StopJob) -> dict[str, int]:
 def progress(job: StopJob | uuid.UUID | str) -> JobProgress:
     """The job's progress now: messages by state, and chunks done. Raises ``StopJob.DoesNotExist``."""
     job = job if isinstance(job, StopJob) else StopJob.objects.get(pk=job)
-    job.refresh_from_db(fields=["state", "total", "summary"])
+    job.refresh_from_db(fields=["state", "total", "summary", "error"])
     chunks = job.chunks.aggregate(total=Count("pk"), done=Count("done_at"))
     counts = job_counts(job)
     return JobProgress(
@@ -369,6 +374,7 @@ def progress(job: StopJob | uuid.UUID | str) -> JobProgress:
         counts={state: int(n) for state, n in counts.items() if n},
         chunks_total=chunks["total"],
         chunks_done=chunks["done"],
+        error=job.error,
     )
 
 

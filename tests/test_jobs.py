@@ -341,6 +341,9 @@ def test_a_queue_that_refuses_the_job_puts_every_message_back(jobs_gw, monkeypat
     assert not ScheduledMessage.objects.filter(job__isnull=False).exists()
     job = StopJob.objects.get()
     assert job.state == JobState.FINISHED and "Connection refused" in job.error
+    progress = jobs.progress(job)
+    assert not progress.ok and "not queued (ConnectionError" in progress.describe()
+    assert progress.as_dict()["error"] == job.error
     assert jobs_gw.calls_to("delmsg") == []
 
 
