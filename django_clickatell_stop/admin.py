@@ -381,31 +381,20 @@ class CallbackEventAdmin(ReadOnlyAdminMixin, CallbackAdminBase):
     list_select_related = ["message"]
 
 
+_JOB_COLUMNS = ("backend", "trigger", "requested_by", "state", "total", "progress_display")
+
+
 @admin.register(StopJob)
 class StopJobAdmin(ReadOnlyAdminMixin, JobAdminBase):
     """Queued stops: where each stands (messages by state), read from the messages themselves."""
 
-    list_display = [
-        "created_at",
-        "id",
-        "backend",
-        "trigger",
-        "requested_by",
-        "state",
-        "total",
-        "progress_display",
-    ]
+    list_display = ["created_at", "id", *_JOB_COLUMNS]
     list_filter = ["state", "backend", "trigger", "created_at"]
     list_select_related = ["requested_by"]
     date_hierarchy = "created_at"
     fields = readonly_fields = (
         "id",
-        "backend",
-        "trigger",
-        "requested_by",
-        "state",
-        "total",
-        "progress_display",
+        *_JOB_COLUMNS,
         "chunks_display",
         "messages_link",
         "error",
