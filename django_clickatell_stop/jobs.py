@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import transaction
 from django.db.models import Count, F, QuerySet
-from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -47,15 +46,13 @@ from .services import (
     reconcile_interrupted,
     stop_messages,
 )
+from .signals import job_finished
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
     from django.contrib.auth.models import AnonymousUser
 
 logger = logging.getLogger(__name__)
-
-#: Sent once when a job's last chunk is done, with ``job`` and ``progress`` (a ``JobProgress``).
-job_finished = Signal()
 
 #: EXECUTION value -> the dispatcher that hands a job's chunks to that queue.
 DISPATCHERS = {

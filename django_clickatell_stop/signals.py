@@ -7,7 +7,9 @@ Arguments: ``message``, ``attempt``, ``outcome`` (an ``Outcome`` value).
 state. Arguments: ``message``, ``old_state``, ``new_state``, ``status`` (the code, int).
 ``message_race_lost``: a message recorded as stopped turned out delivered. Arguments:
 ``message``, ``status``.
-All are sent with ``sender=ScheduledMessage``.
+These four are sent with ``sender=ScheduledMessage``.
+``job_finished``: a queued stop job is done (``sender=StopJob``). Arguments: ``job``,
+``progress``.
 """
 
 from __future__ import annotations
@@ -18,3 +20,5 @@ message_stopped = Signal()
 message_stop_failed = Signal()
 message_status_changed = Signal()
 message_race_lost = Signal()
+#: ``progress`` is a ``jobs.JobProgress``: the job's messages counted by state.
+job_finished = Signal()

@@ -21,6 +21,7 @@ from django_clickatell_stop.models import (
     StopJobChunk,
 )
 from django_clickatell_stop.services import Result
+from django_clickatell_stop.signals import job_finished
 
 pytestmark = pytest.mark.django_db
 
@@ -109,7 +110,7 @@ def test_chunks_stop_their_messages_and_the_last_one_finishes_the_job(
 ):
     messages = make(5, jobs_gw)
     finished = []
-    jobs.job_finished.connect(lambda sender, **kw: finished.append(kw["progress"]), weak=False)
+    job_finished.connect(lambda sender, **kw: finished.append(kw["progress"]), weak=False)
     try:
         with django_capture_on_commit_callbacks(execute=True):
             job = jobs.enqueue_stop(ScheduledMessage.objects.all(), backend="celery")
@@ -122,7 +123,7 @@ def test_chunks_stop_their_messages_and_the_last_one_finishes_the_job(
             assert progress is not None
             assert progress.finished == (index == len(chunks) - 1)
     finally:
-        jobs.job_finished.receivers.clear()
+        job_finished.receivers.clear()
     job.refresh_from_db()
     assert job.state == JobState.FINISHED and job.started_at and job.finished_at
     assert job.summary[State.STOPPED] == 5 and job.summary[State.STOPPING] == 0
