@@ -16,6 +16,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import transaction
@@ -247,8 +248,17 @@ def _dispatch_or_release(
             _finish(job)
 
 
-def run_chunk(job_id: uuid.UUID | str, index: int, pks: Sequence[int]) -> ChunkRun:
-    """Stop the messages of one chunk (or of its retry); safe to call again for the same chunk."""
+def run_chunk(
+    job_id: uuid.UUID | str, index: int, pks: Sequence[int], *, redelivered: bool = False
+) -> ChunkRun:
+    """Stop the messages of one chunk (or of its retry); safe to call again for the same chunk.
+
+    *redelivered*: the queue handed this chunk out again because whoever had it never
+    acknowledged it (its worker died, maybe on another host, where its pid cannot be
+    checked). The chunk's calls still pending then belong to a dead run: they are
+    closed as interrupted at once and their messages stopped again, instead of waiting
+    for them to grow stale.
+    """
     job_id = _uuid(job_id)
     job = StopJob.objects.filter(pk=job_id).select_related("requested_by").first()
     chunk = StopJobChunk.objects.filter(job_id=job_id, index=index).first()
@@ -258,6 +268,11 @@ def run_chunk(job_id: uuid.UUID | str, index: int, pks: Sequence[int]) -> ChunkR
     now = timezone.now()
     StopJobChunk.objects.filter(pk=chunk.pk).update(tries=F("tries") + 1)
     StopJob.objects.filter(pk=job.pk, state=JobState.QUEUED).update(state=JobState.RUNNING, started_at=now)
+    if redelivered:
+        closed = reconcile_interrupted(timedelta(0), message_pks=pks, job=job)
+        logger.warning(
+            "Job %s chunk %s was redelivered: closed %d call(s) left pending", job.pk, index, closed
+        )
     retry: list[int] = []
     skipped: list[int] = []
 

@@ -325,7 +325,12 @@ def stop_pending_for_recipient(number: str, **kwargs: Any) -> StopSummary:
     return stop_messages(ScheduledMessage.objects.filter(recipient=recipient).stoppable(), **kwargs)
 
 
-def reconcile_interrupted(older_than: timedelta | None = None) -> int:
+def reconcile_interrupted(
+    older_than: timedelta | None = None,
+    *,
+    message_pks: Sequence[int] | None = None,
+    job: StopJob | None = None,
+) -> int:
     """Close attempts left ``pending`` by a crashed run; return how many.
 
     A pending attempt belongs to a run that died mid-call when the process that wrote
@@ -333,15 +338,19 @@ def reconcile_interrupted(older_than: timedelta | None = None) -> int:
     when it is older than ``older_than`` (default: the longest a chunk of calls can
     take with the current timeouts and retries). Clickatell may or may not have
     received that call, so the attempt is marked ``interrupted`` and its message
-    ``failed``, ready to be stopped again.
+    ``failed``, ready to be stopped again. *message_pks* and *job* narrow it to the
+    attempts on those messages, or made by that stop job.
     """
     older_than = older_than if older_than is not None else stale_after()
     now = timezone.now()
     cutoff = now - older_than
     # Read without locking first: live runs' pending rows must not be locked here.
-    candidates = StopAttempt.objects.filter(outcome=Outcome.PENDING).values_list(
-        "pk", "claimed_by", "started_at"
-    )
+    pending = StopAttempt.objects.filter(outcome=Outcome.PENDING)
+    if message_pks is not None:
+        pending = pending.filter(message_id__in=message_pks)
+    if job is not None:
+        pending = pending.filter(job=job)
+    candidates = pending.values_list("pk", "claimed_by", "started_at")
     stale_pks = [pk for pk, owner, started in candidates if started < cutoff or _owner_is_dead(owner)]
     if not stale_pks:
         return 0

@@ -37,7 +37,9 @@ def stop_chunk(self: Task[Any, Any], job_id: str, index: int, pks: list[int]) ->
     """Stop one chunk of a job; retry the messages that failed transiently, then mark the chunk done."""
     if self.request.retries > conf.JOB_MAX_RETRIES:
         return _complete(job_id, index, pks)
-    run = jobs.run_chunk(job_id, index, pks)
+    # Redis redelivers a task only when its worker never acknowledged it: that worker is gone.
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    run = jobs.run_chunk(job_id, index, pks, redelivered=redelivered)
     if run.again and self.request.retries < conf.JOB_MAX_RETRIES:
         jobs.requeue(job_id, run.retry)
         raise self.retry(

@@ -175,6 +175,31 @@ def test_a_chunk_leaves_messages_in_flight_elsewhere_alone(
     assert message.state == State.STOPPING  # still the other run's to finish
 
 
+def test_a_redelivered_chunk_takes_over_from_a_dead_worker_on_another_host(
+    jobs_gw, recorder, django_capture_on_commit_callbacks
+):
+    a, b = make(2, jobs_gw)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = jobs.enqueue_stop(ScheduledMessage.objects.all(), backend="celery")
+    # A worker on another host claimed a, then died: its pid cannot be checked from here.
+    StopAttempt.objects.create(
+        message=a,
+        trigger="service",
+        sent_id="x",
+        started_at=job.created_at,
+        claimed_by="otherhost:4242",
+        job=job,
+    )
+    assert jobs.run_chunk(job.pk, 0, [a.pk, b.pk]).waiting == [a.pk]  # a retry: maybe it is still alive
+    run = jobs.run_chunk(job.pk, 0, [a.pk, b.pk], redelivered=True)  # nobody acknowledged it: it is not
+    assert run.again == [] and run.summary is not None and run.summary.counts[Result.STOPPED] == 1
+    assert list(a.attempts.order_by("pk").values_list("outcome", flat=True)) == [
+        Outcome.INTERRUPTED,
+        Outcome.STOPPED,
+    ]
+    assert ScheduledMessage.objects.get(pk=a.pk).state == State.STOPPED
+
+
 def test_only_transient_failures_are_offered_for_retry(jobs_gw, recorder, django_capture_on_commit_callbacks):
     a, b, c = make(3, jobs_gw)
     jobs_gw.fault("http", status=503, times=3, message_id=a.apimsgid)  # every try of a: transient
