@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -57,6 +58,9 @@ def page() -> Iterator[Any]:
         try:
             yield context.new_page()
         finally:
+            # While Playwright's loop runs, the ORM keeps this thread's connections in a
+            # context of their own; close them here, or one outlives the test database.
+            connections.close_all()
             context.close()
             browser.close()
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
