@@ -257,6 +257,7 @@ def stop_messages(
     on_outcome: OutcomeCallback | None = None,
     cancel: threading.Event | None = None,
     job: StopJob | None = None,
+    chunk_size: int | None = None,
 ) -> StopSummary:
     """Stop many messages; return a ``StopSummary`` with counts by ``Result``.
 
@@ -271,6 +272,7 @@ def stop_messages(
     Raises ``ClickatellConfigurationError`` before anything is sent when settings are
     incomplete. *job* is for workers (``django_clickatell_stop.jobs``): messages that
     job queued (``stopping``, nothing in flight) are claimed too, and attempts link to it.
+    *chunk_size* (default ``CHUNK_SIZE``, and never more) is how many are claimed at once.
     """
     client = client or get_client()
     concurrency = max(1, concurrency or conf.CONCURRENCY)
@@ -299,7 +301,8 @@ def stop_messages(
         else None
     )
     try:
-        run.run(_chunks(pks, conf.CHUNK_SIZE), executor)
+        size = min(chunk_size, conf.CHUNK_SIZE) if chunk_size else conf.CHUNK_SIZE
+        run.run(_chunks(pks, size), executor)
         summary.interrupted = run.cancel.is_set()
     except KeyboardInterrupt:
         summary.interrupted = True
