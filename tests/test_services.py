@@ -457,3 +457,13 @@ def test_queries_are_per_chunk_not_per_message(gw, n, django_assert_max_num_quer
     with django_assert_max_num_queries(8 + per_chunk * (-(-n // 500))):
         summary = stop_messages(ScheduledMessage.objects.all(), concurrency=8)
     assert summary.counts == {Result.STOPPED: n}
+
+
+@pytest.mark.parametrize(("chunk_size", "setting", "claims"), [(2, 500, 3), (100, 2, 3), (None, 5, 1)])
+def test_chunk_size_narrows_the_claims_never_widens_them(gw, settings, chunk_size, setting, claims):
+    settings.CLICKATELL_STOP = {**settings.CLICKATELL_STOP, "CHUNK_SIZE": setting}
+    make(5, gw=gw)
+    summary = stop_messages(ScheduledMessage.objects.all(), concurrency=2, chunk_size=chunk_size)
+    assert summary.counts[Result.STOPPED] == 5
+    # The attempts of one claim share its timestamp.
+    assert len(set(StopAttempt.objects.values_list("started_at", flat=True))) == claims
