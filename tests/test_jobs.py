@@ -152,20 +152,20 @@ def test_a_chunk_run_twice_sends_nothing_the_second_time(
     assert StopJobChunk.objects.get(job=job).tries == 2
 
 
+def in_flight(message, job, *, owner):
+    """A pending attempt on *message* for *job*, as a worker writes before its call."""
+    return StopAttempt.objects.create(
+        message=message, trigger="service", sent_id="x", started_at=job.created_at, claimed_by=owner, job=job
+    )
+
+
 def test_a_chunk_leaves_messages_in_flight_elsewhere_alone(
     jobs_gw, recorder, django_capture_on_commit_callbacks
 ):
     (message,) = make(1, jobs_gw)
     with django_capture_on_commit_callbacks(execute=True):
         job = jobs.enqueue_stop(ScheduledMessage.objects.all(), backend="celery")
-    # Another worker (alive: this very process) is calling about it right now.
-    StopAttempt.objects.create(
-        message=message,
-        trigger="service",
-        sent_id="x",
-        started_at=job.created_at,
-        claimed_by=services._owner(),
-    )
+    in_flight(message, job, owner=services._owner())  # another worker, alive (this very process)
     run = jobs.run_chunk(job.pk, 0, [message.pk])
     assert run.summary is not None and run.summary.counts[Result.SKIPPED] == 1
     assert run.waiting == [message.pk] and run.again == [message.pk]  # worth a later look
@@ -182,14 +182,7 @@ def test_a_redelivered_chunk_takes_over_from_a_dead_worker_on_another_host(
     with django_capture_on_commit_callbacks(execute=True):
         job = jobs.enqueue_stop(ScheduledMessage.objects.all(), backend="celery")
     # A worker on another host claimed a, then died: its pid cannot be checked from here.
-    StopAttempt.objects.create(
-        message=a,
-        trigger="service",
-        sent_id="x",
-        started_at=job.created_at,
-        claimed_by="otherhost:4242",
-        job=job,
-    )
+    in_flight(a, job, owner="otherhost:4242")
     assert jobs.run_chunk(job.pk, 0, [a.pk, b.pk]).waiting == [a.pk]  # a retry: maybe it is still alive
     run = jobs.run_chunk(job.pk, 0, [a.pk, b.pk], redelivered=True)  # nobody acknowledged it: it is not
     assert run.again == [] and run.summary is not None and run.summary.counts[Result.STOPPED] == 1
