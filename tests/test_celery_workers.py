@@ -248,12 +248,18 @@ def test_a_worker_killed_mid_chunk_loses_nothing_and_stops_nothing_twice(broker,
     assert StopAttempt.objects.filter(outcome=Outcome.INTERRUPTED, claimed_by=victim).count() == len(
         interrupted
     )
-    sent = Counter(call.params["apimsgid"] for call in calls)
+    # SIGKILL can land mid-request: the gateway then saw a delmsg cut short, with no ID.
+    cut_short = [call for call in calls if "apimsgid" not in call.params]
+    assert len(cut_short) <= len(interrupted)
+    sent = Counter(call.params["apimsgid"] for call in calls if "apimsgid" in call.params)
     assert set(sent) == set(ids)  # nothing lost
     sent_twice = {apimsgid for apimsgid, count in sent.items() if count > 1}
     assert sent_twice <= interrupted  # only a call whose reply died with the worker is sent again
     assert max(sent.values()) <= 2
-    print(f"killed holding {killed_at} claims; {len(interrupted)} interrupted, {len(sent_twice)} resent")
+    print(
+        f"killed holding {killed_at} claims; {len(interrupted)} interrupted, {len(sent_twice)} resent, "
+        f"{len(cut_short)} cut short"
+    )
     job.refresh_from_db()
     assert job.summary[State.STOPPED] == n
     assert max(job.chunks.values_list("tries", flat=True)) == 2  # the dead worker's chunk, run again
