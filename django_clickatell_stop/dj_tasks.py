@@ -17,7 +17,6 @@ from typing import Any
 from django.utils import timezone
 
 from . import jobs
-from .conf import conf
 from .models import StopJob
 
 try:
@@ -29,17 +28,13 @@ except ImportError:  # Django 5.2: the backport
 @task
 def stop_chunk(job_id: str, index: int, pks: list[int], retries: int = 0) -> dict[str, Any]:
     """Stop one chunk of a job; enqueue a retry of its transient failures, or mark it done."""
-    run = jobs.run_chunk(job_id, index, pks)
-    if run.again and retries < conf.JOB_MAX_RETRIES:
-        jobs.requeue(job_id, run.retry)
+    step = jobs.process_chunk(job_id, index, pks, retries=retries)
+    if step.again:
         retry = stop_chunk
         if stop_chunk.get_backend().supports_defer:
-            delay = timedelta(seconds=jobs.retry_delay(retries))
-            retry = stop_chunk.using(run_after=timezone.now() + delay)
-        retry.enqueue(job_id, index, run.again, retries + 1)
-        return {"retrying": run.again}
-    progress = jobs.complete_chunk(job_id, index, pks)
-    return progress.as_dict() if progress else {}
+            retry = stop_chunk.using(run_after=timezone.now() + timedelta(seconds=step.delay))
+        retry.enqueue(job_id, index, step.again, retries + 1)
+    return step.as_dict()
 
 
 def dispatch(job: StopJob, chunks: Sequence[Sequence[int]]) -> None:

@@ -303,6 +303,38 @@ def run_chunk(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ChunkStep:
+    """What a queue's task does next: retry ``again`` after ``delay`` seconds, or report ``progress``."""
+
+    again: list[int] = field(default_factory=list)
+    delay: float = 0.0
+    progress: JobProgress | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The task's result."""
+        if self.again:
+            return {"retrying": self.again}
+        return self.progress.as_dict() if self.progress else {}
+
+
+def process_chunk(
+    job_id: uuid.UUID | str, index: int, pks: Sequence[int], *, retries: int, redelivered: bool = False
+) -> ChunkStep:
+    """One run of a chunk's task, on any queue: run it, then either ask for a retry or complete it.
+
+    A retry (of the transient failures and of messages in flight elsewhere) is asked for
+    while *retries* is below ``JOB_MAX_RETRIES``; its failed messages are shown
+    ``stopping`` again meanwhile. After that, or when nothing needs another run, the
+    chunk is completed.
+    """
+    run = run_chunk(job_id, index, pks, redelivered=redelivered)
+    if run.again and retries < conf.JOB_MAX_RETRIES:
+        requeue(job_id, run.retry)
+        return ChunkStep(again=run.again, delay=retry_delay(retries))
+    return ChunkStep(progress=complete_chunk(job_id, index, pks))
+
+
 def requeue(job_id: uuid.UUID | str, pks: Sequence[int]) -> int:
     """Put failed messages of a job back to ``stopping`` before their retry runs; return how many."""
     with transaction.atomic():
@@ -341,8 +373,7 @@ def complete_chunk(job_id: uuid.UUID | str, index: int, pks: Sequence[int]) -> J
                 updated_at=now,
             )
         StopJobChunk.objects.filter(job=job, index=index, done_at__isnull=True).update(done_at=now)
-        if job.state != JobState.FINISHED and not job.chunks.filter(done_at__isnull=True).exists():
-            _finish(job)
+        _finish_if_done(job)
     return progress(job)
 
 
@@ -352,9 +383,14 @@ def finish_job(job_id: uuid.UUID | str) -> JobProgress | None:
         job = StopJob.objects.select_for_update().filter(pk=job_id).first()
         if job is None:
             return None
-        if job.state != JobState.FINISHED and not job.chunks.filter(done_at__isnull=True).exists():
-            _finish(job)
+        _finish_if_done(job)
     return progress(job)
+
+
+def _finish_if_done(job: StopJob) -> None:
+    """Finish *job* (locked by the caller) once every chunk is done; a finished job stays as it is."""
+    if job.state != JobState.FINISHED and not job.chunks.filter(done_at__isnull=True).exists():
+        _finish(job)
 
 
 def _finish(job: StopJob) -> None:

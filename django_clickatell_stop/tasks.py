@@ -35,24 +35,16 @@ _TASK_OPTIONS: dict[str, Any] = {
 @shared_task(bind=True, name="django_clickatell_stop.stop_chunk", **_TASK_OPTIONS)
 def stop_chunk(self: Task[Any, Any], job_id: str, index: int, pks: list[int]) -> dict[str, Any]:
     """Stop one chunk of a job; retry the messages that failed transiently, then mark the chunk done."""
-    if self.request.retries > conf.JOB_MAX_RETRIES:
-        return _complete(job_id, index, pks)
+    if self.request.retries > conf.JOB_MAX_RETRIES:  # database errors retried it past the bound
+        return jobs.ChunkStep(progress=jobs.complete_chunk(job_id, index, pks)).as_dict()
     # Redis redelivers a task only when its worker never acknowledged it: that worker is gone.
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    run = jobs.run_chunk(job_id, index, pks, redelivered=redelivered)
-    if run.again and self.request.retries < conf.JOB_MAX_RETRIES:
-        jobs.requeue(job_id, run.retry)
+    step = jobs.process_chunk(job_id, index, pks, retries=self.request.retries, redelivered=redelivered)
+    if step.again:
         raise self.retry(
-            args=(job_id, index, run.again),
-            countdown=jobs.retry_delay(self.request.retries),
-            max_retries=conf.JOB_MAX_RETRIES,
+            args=(job_id, index, step.again), countdown=step.delay, max_retries=conf.JOB_MAX_RETRIES
         )
-    return _complete(job_id, index, pks)
-
-
-def _complete(job_id: str, index: int, pks: Sequence[int]) -> dict[str, Any]:
-    progress = jobs.complete_chunk(job_id, index, pks)
-    return progress.as_dict() if progress else {}
+    return step.as_dict()
 
 
 @shared_task(name="django_clickatell_stop.finish_stop_job", **_TASK_OPTIONS)
