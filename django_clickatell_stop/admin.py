@@ -110,6 +110,17 @@ class StopAttemptInline(ReadOnlyAdminMixin, AttemptColumnsMixin, AttemptInlineBa
     verbose_name_plural = _("stop attempts (newest first)")
 
 
+_MESSAGE_RESULT_FIELDS: tuple[str, ...] = (
+    "state",
+    "gateway_status_display",
+    "error_code",
+    "error_description",
+    "stopped_at",
+    "job_link",
+)
+_MESSAGE_RECORD_FIELDS: tuple[str, ...] = ("untracked", "created_at", "updated_at")
+
+
 @admin.register(ScheduledMessage)
 class ScheduledMessageAdmin(MessageAdminBase):
     list_display = [
@@ -124,34 +135,12 @@ class ScheduledMessageAdmin(MessageAdminBase):
     list_filter = ["state", "scheduled_for", "needs_recheck", "untracked"]
     search_fields = ["apimsgid", "climsgid", "recipient"]
     date_hierarchy = "scheduled_for"
-    readonly_fields = [
-        "state",
-        "gateway_status_display",
-        "error_code",
-        "error_description",
-        "stopped_at",
-        "job_link",
-        "untracked",
-        "created_at",
-        "updated_at",
-    ]
     fieldsets = [
         (None, {"fields": ["apimsgid", "climsgid", "recipient", "body", "scheduled_for"]}),
-        (
-            _("What Clickatell said"),
-            {
-                "fields": [
-                    "state",
-                    "gateway_status_display",
-                    "error_code",
-                    "error_description",
-                    "stopped_at",
-                    "job_link",
-                ]
-            },
-        ),
-        (_("Record"), {"fields": ["untracked", "created_at", "updated_at"]}),
+        (_("What Clickatell said"), {"fields": _MESSAGE_RESULT_FIELDS}),
+        (_("Record"), {"fields": _MESSAGE_RECORD_FIELDS}),
     ]
+    readonly_fields = [*_MESSAGE_RESULT_FIELDS, *_MESSAGE_RECORD_FIELDS]  # the app's record, not the site's
     inlines = [StopAttemptInline]
     actions = ["stop_selected"]
     change_form_template = "admin/django_clickatell_stop/scheduledmessage/change_form.html"
